@@ -22,6 +22,8 @@ _FT_EPOCHS = flags.DEFINE_integer("finetune_epochs", _DEFAULTS.finetune_epochs,
                                   "Fine-tuning epochs after pruning.")
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Output run directory.")
+_EXPORT = flags.DEFINE_bool("export_tflite", _DEFAULTS.export_tflite,
+                            "Also write model.tflite (sparse float32, verified) to --workdir.")
 
 flags.register_validator("sparsity", lambda v: 0.0 <= v < 1.0,
                          message="--sparsity must be in [0, 1)")
@@ -38,7 +40,7 @@ def main(argv):
     config = configs.QuickstartConfig(
         sparsity=_SPARSITY.value, min_weights_fraction=_MT.value,
         redistribution=_REDIST.value, epochs=_EPOCHS.value,
-        finetune_epochs=_FT_EPOCHS.value, seed=_SEED.value,
+        finetune_epochs=_FT_EPOCHS.value, seed=_SEED.value, export_tflite=_EXPORT.value,
     )
     metrics, layer_report = train.run(config, _WORKDIR.value, verbose=2)
     print(f"\nData: {metrics['data']} (real 8x8 digits from scikit-learn)")
@@ -48,6 +50,9 @@ def main(argv):
           f"(global sparsity {100 * metrics['achieved_sparsity']:.2f}%, "
           f"MT {metrics['min_weights_per_layer']} weights/layer)\n")
     print(layer_report.to_table())
+    if "tflite" in metrics:
+        print(f"\nmodel.tflite: {metrics['tflite']['bytes']:,} bytes, "
+              f"{metrics['tflite']['ratio']:.3f}x the dense float32 file")
     print(f"\nPruned model and metrics written to {_WORKDIR.value}/ "
           f"({metrics['wall_time_s']:.1f} s)")
 

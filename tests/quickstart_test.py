@@ -40,11 +40,22 @@ def _launch(*args):
     )
 
 
-def test_launcher_prints_accuracies_and_table(tmp_path):
-    out = _launch("--epochs=1", "--finetune_epochs=1", f"--workdir={tmp_path / 'q'}")
+def test_launcher_prints_accuracies_and_table_and_exports_tflite(tmp_path):
+    workdir = tmp_path / "q"
+    out = _launch("--epochs=1", "--finetune_epochs=1", f"--workdir={workdir}",
+                  "--export_tflite")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Dense test accuracy" in out.stdout and "global" in out.stdout
     assert "90.00%" in out.stdout
+    assert "model.tflite:" in out.stdout
+    with open(workdir / "model.tflite.json") as f:
+        exported = json.load(f)
+    with open(workdir / "metrics.json") as f:
+        metrics = json.load(f)
+    assert exported["path"] == str(workdir / "model.tflite")
+    assert exported["bytes"] == os.path.getsize(workdir / "model.tflite")
+    assert metrics["tflite"]["bytes"] == exported["bytes"]
+    assert exported["max_rel_diff"] <= 1e-5 and exported["sparse_tensors"] > 0
 
 
 def test_launcher_rejects_bad_sparsity_before_work(tmp_path):

@@ -23,6 +23,7 @@ _PUBLIC = {
     "GlobalPruner": "controller",
     "UpdateGlobalPruningStep": "controller",
     "UpdateResult": "masks",
+    "export_tflite": "export",
     "global_magnitude_masks": "masks",
     "prune_low_magnitude_global": "prune",
     "prune_scope": "prune",

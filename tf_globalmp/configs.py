@@ -23,6 +23,8 @@ class QuickstartConfig:
     finetune_epochs: int = 8
     finetune_learning_rate: float = 1e-3
     seed: int = 0
+    # Also write model.tflite (sparse float32, verified) into the run directory.
+    export_tflite: bool = False
 
     def validate(self):
         if not 0.0 <= self.sparsity < 1.0:

@@ -32,13 +32,28 @@ def _accuracy(model, test):
     return float(model.evaluate(test, verbose=0)[1])
 
 
-def write_run_dir(workdir, model, config, metrics, sparsity):
-    """Writes model + JSON files into `workdir` atomically (temp dir, then rename)."""
+def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False):
+    """Writes model + JSON files into `workdir` atomically (temp dir, then rename).
+
+    With `export_tflite`, also `model.tflite` (sparse float32, verified against the
+    Keras model) and its report `model.tflite.json`; `metrics["tflite"]` gets the
+    file's bytes and its ratio to the dense float32 file.
+    """
     parent = os.path.dirname(os.path.abspath(workdir)) or "."
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp_run_", dir=parent)
     try:
         model.save(os.path.join(tmp, "model.keras"))
+        if export_tflite:
+            from tf_globalmp import export  # the converter loads only when asked
+
+            exported = export.export_tflite(model, os.path.join(tmp, "model.tflite"))
+            metrics = dict(metrics, tflite={
+                "file": "model.tflite", "bytes": exported.bytes,
+                "dense_float32_bytes": exported.dense_bytes,
+                "ratio": round(exported.ratio, 4),
+                "max_rel_diff": exported.max_rel_diff,
+            })
         for name, data in (("config.json", config), ("metrics.json", metrics),
                            ("sparsity.json", sparsity)):
             with open(os.path.join(tmp, name), "w") as f:
@@ -49,6 +64,14 @@ def write_run_dir(workdir, model, config, metrics, sparsity):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if export_tflite:  # the report was written in the temp dir: point it at the file
+        report_path = os.path.join(workdir, "model.tflite.json")
+        with open(report_path) as f:
+            data = json.load(f)
+        data["path"] = os.path.join(workdir, "model.tflite")
+        with open(report_path, "w") as f:
+            json.dump(data, f, indent=2)
+    return metrics
 
 
 def run(config, workdir, verbose=0):
@@ -96,6 +119,6 @@ def run(config, workdir, verbose=0):
         "budget": {"epochs": config.epochs, "finetune_epochs": config.finetune_epochs},
         "wall_time_s": round(time.time() - start, 2),
     }
-    write_run_dir(workdir, stripped, dataclasses.asdict(config), metrics,
-                  layer_report.to_dict())
+    metrics = write_run_dir(workdir, stripped, dataclasses.asdict(config), metrics,
+                            layer_report.to_dict(), export_tflite=config.export_tflite)
     return metrics, layer_report
