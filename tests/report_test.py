@@ -33,3 +33,22 @@ def test_wrapped_model_counts_effective_weights_and_serialises():
     assert [row["name"] for row in data["layers"]] == ["d1/kernel", "d2/kernel"]
     table = report.to_table()
     assert "global" in table and "50.00%" in table and "d2/kernel" in table
+
+
+def test_plot_layer_sparsity_writes_an_image_with_a_comparison(tmp_path):
+    wrapped = tf_globalmp.prune_low_magnitude_global(_model(), tf_globalmp.GlobalConstantSparsity(0.5))
+    tf_globalmp.GlobalPruner(wrapped).prune_to(0.5)
+    path = tf_globalmp.plot_layer_sparsity(
+        wrapped, str(tmp_path / "layers.png"), compare=tf_globalmp.sparsity_report(_model()),
+        labels=("global 50%", "dense"),
+    )
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_layer_sparsity_rejects_reports_of_different_models(tmp_path):
+    other = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)])
+    with pytest.raises(ValueError, match="compare has 1 prunable weights.*has 2"):
+        tf_globalmp.plot_layer_sparsity(_model(), str(tmp_path / "x.png"), compare=other)
+    with pytest.raises(TypeError, match="model_or_report must be"):
+        tf_globalmp.plot_layer_sparsity("model.keras", str(tmp_path / "x.png"))

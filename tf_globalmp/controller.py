@@ -322,14 +322,21 @@ class UpdateGlobalPruningStep(keras.callbacks.Callback):
     computes one global mask at the steps the schedule says, holds the masks fixed
     between updates, and re-applies them after every batch and epoch.
 
-    Args (all optional): override the options `prune_low_magnitude_global` stored
-    on the model (needed after loading a saved model).
+    Args (all optional): `log_dir` writes TensorBoard scalars at every mask update
+    (`global/sparsity`, `global/target_sparsity`, `global/threshold`,
+    `global/mt_floor_layers`, `layer_sparsity/<layer>/<weight>`), next to tfmot's
+    `PruningSummaries` if you use it too. The others override the options
+    `prune_low_magnitude_global` stored on the model (needed after loading a saved
+    model).
     """
 
     def __init__(
-        self, min_weights=None, min_weights_fraction=None, redistribution=None, mask_rule=None
+        self, min_weights=None, min_weights_fraction=None, redistribution=None, mask_rule=None,
+        log_dir=None,
     ):
         super().__init__()
+        self.log_dir = log_dir
+        self._writer = None
         self._options = dict(
             min_weights=min_weights,
             min_weights_fraction=min_weights_fraction,
@@ -358,6 +365,18 @@ class UpdateGlobalPruningStep(keras.callbacks.Callback):
         last = schedules.last_pruning_step(self.pruner.schedule)
         steps = self.params.get("steps") if self.params else None
         epochs = self.params.get("epochs") if self.params else None
+        if last is not None and steps and epochs and self._step0 <= last:
+            fit_last = self._step0 + steps * epochs - 1
+            if last > fit_last:
+                due = schedules.latest_update(self.pruner.schedule, self._step0 - 1, fit_last)
+                reached = f"step {due[0]} at sparsity {due[1]:.4f}" if due else "none"
+                logging.warning(
+                    "The pruning schedule's last update is at step %d (end_step %d) but "
+                    "this fit ends at step %d (%d epochs x %d steps): the final sparsity "
+                    "%.4f will not be reached in this fit (last update in it: %s).",
+                    last, self.pruner.schedule.end_step, fit_last, epochs, steps,
+                    schedules.sparsity_at(self.pruner.schedule, last)[1], reached,
+                )
         if last is not None and last < self._step0 and self.pruner.last_result is None:
             logging.warning(
                 "The pruning schedule's last update is at step %d but training starts "
@@ -373,7 +392,24 @@ class UpdateGlobalPruningStep(keras.callbacks.Callback):
             )
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.pruner.update(self.current_step())
+        result = self.pruner.update(self.current_step())
+        if result is not None and self.log_dir:
+            self._summarize(result)
+
+    def _summarize(self, result):
+        """TensorBoard scalars of one update (step = the schedule's due step)."""
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        step = int(result.step if result.step is not None else self.current_step())
+        with self._writer.as_default(step=step):
+            tf.summary.scalar("global/sparsity", result.achieved_sparsity)
+            tf.summary.scalar("global/target_sparsity", result.target_sparsity)
+            if not np.isnan(result.threshold):
+                tf.summary.scalar("global/threshold", result.threshold)
+            tf.summary.scalar("global/mt_floor_layers", result.floor_layers)
+            for name, kept, size in zip(self.pruner.names, result.layer_kept, self.pruner.sizes):
+                tf.summary.scalar(f"layer_sparsity/{name}", 1.0 - kept / size)
+        self._writer.flush()
 
     def on_train_batch_end(self, batch, logs=None):
         self.pruner.apply_masks()
