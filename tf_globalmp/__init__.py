@@ -25,6 +25,7 @@ _PUBLIC = {
     "UpdateResult": "masks",
     "export_tflite": "export",
     "global_magnitude_masks": "masks",
+    "layer_sparsities": "distributions",
     "plot_layer_sparsity": "report",
     "prune_low_magnitude_global": "prune",
     "prune_scope": "prune",

@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from tf_globalmp import _compat
+from tf_globalmp import distributions
 from tf_globalmp import masks as masks_lib
 from tf_globalmp import min_threshold
 from tf_globalmp import prune
@@ -79,6 +80,7 @@ class GlobalPruner:
             stored.min_weights_fraction if min_weights_fraction is None else min_weights_fraction,
             stored.redistribution if redistribution is None else redistribution,
             stored.mask_rule if mask_rule is None else mask_rule,
+            stored.distribution,
         )
         self._vars = [pv for w in wrappers for pv in w.pruning_vars]
         self.names = [
@@ -224,6 +226,8 @@ class GlobalPruner:
             result = self._result(step, sparsity, current, threshold=np.nan, unchanged=True)
             self.last_result = result
             return result
+        if self.options.distribution != "global":
+            return self._prune_distribution(sparsity, step, n_keep, current)
         forced = min_threshold.forced_keep_counts(self.sizes, self.sigma, n_keep)
         proportional = self.options.redistribution == "proportional" and self.sigma > 0
         with self._strategy.scope():
@@ -258,6 +262,41 @@ class GlobalPruner:
             "threshold %.4g, %d layer(s) held at the MT floor",
             step, sparsity, result.achieved_sparsity, result.kept, result.total,
             result.threshold, result.floor_layers,
+        )
+        return result
+
+    def _prune_distribution(self, sparsity, step, n_keep, current):
+        """A baseline allocation (`distributions`): per-layer counts, then each layer
+        keeps its largest magnitudes ("random": random survivors). Host-side."""
+        method = self.options.distribution
+        masked = [
+            np.asarray(weight.numpy(), np.float32) * (mask.numpy() > 0)
+            for weight, mask, _ in self._vars
+        ]
+        masks_lib.check_finite([m.ravel() for m in masked], self.names)
+        counts = distributions.keep_counts(
+            masked, n_keep, method, self.sigma, None, self.options.redistribution
+        )
+        # Pruned weights never come back: a layer keeps at most what it has.
+        counts = distributions.round_to_budget(counts, n_keep, current)
+        with self._strategy.scope():
+            if method == "random":
+                keep = distributions.random_masks(masked, counts, seed=step or 0)
+                self._assign([tf.constant(k.ravel()) for k in keep])
+                layer_kept = [int(k.sum()) for k in keep]
+            else:
+                layer_kept = [int(c) for c in self._update_per_layer(
+                    tf.constant(counts, tf.int32)).numpy()]
+        if sum(layer_kept) != n_keep:
+            raise RuntimeError(
+                f"{method} pruning kept {sum(layer_kept)} weights, target was {n_keep} "
+                f"(sparsity {sparsity}): this is a bug, please report it"
+            )
+        result = self._result(step, sparsity, layer_kept, float("nan"), unchanged=False)
+        self.last_result = result
+        logging.info(
+            "%s pruning at step %s: target sparsity %.6f, achieved %.6f (%d of %d kept)",
+            method, step, sparsity, result.achieved_sparsity, result.kept, result.total,
         )
         return result
 

@@ -13,6 +13,7 @@ import dataclasses
 import tensorflow as tf
 
 from tf_globalmp import _compat
+from tf_globalmp import distributions
 from tf_globalmp import min_threshold
 from tf_globalmp import registry
 from tf_globalmp import schedules
@@ -35,12 +36,29 @@ class PruningOptions:
     # rule(weights, sparsity, names) -> one bool keep-mask per weight (same shapes).
     # Weights arrive masked (pruned entries are zero). See `structured.py`.
     mask_rule: object = None
+    # Layer-wise allocation of the budget: "global" (one threshold, the method of
+    # this package) or a baseline from `distributions.METHODS`.
+    distribution: str = "global"
 
     def __post_init__(self):
         min_threshold.resolve_min_weights(1, self.min_weights, self.min_weights_fraction)
         min_threshold.validate_redistribution(self.redistribution)
+        distributions.validate_method(self.distribution)
         if self.mask_rule is not None and not callable(self.mask_rule):
             raise ValueError(f"mask_rule must be callable, got {self.mask_rule!r}")
+        if self.mask_rule is not None and self.distribution != "global":
+            raise ValueError(
+                "give mask_rule or distribution, not both: got "
+                f"distribution={self.distribution!r} with a mask_rule"
+            )
+        if self.distribution not in ("global", "random") and (
+            self.min_weights or self.min_weights_fraction
+        ):
+            raise ValueError(
+                "Minimum Threshold applies to distribution 'global' or 'random', got "
+                f"distribution={self.distribution!r} with min_weights="
+                f"{self.min_weights}, min_weights_fraction={self.min_weights_fraction}"
+            )
 
 
 def _no_layer_update():
@@ -103,6 +121,7 @@ def prune_low_magnitude_global(
     min_weights_fraction=None,
     redistribution="global",
     mask_rule=None,
+    distribution="global",
 ):
     """Wraps `model` for Global Magnitude Pruning under `pruning_schedule`.
 
@@ -120,6 +139,10 @@ def prune_low_magnitude_global(
       mask_rule: optional structured rule (see `tf_globalmp.structured`) used
         instead of the unstructured global threshold, through the same callback,
         schedule, strip and report.
+      distribution: "global" (default). For comparisons, the same budget can be
+        allocated per layer by "uniform" (tfmot's behaviour), "erk", "lamp" or
+        "random" (global's per-layer counts, random weights); see
+        `tf_globalmp.distributions`.
 
     Returns:
       The wrapped model. Train it with `UpdateGlobalPruningStep()` in `fit`, or
@@ -127,7 +150,8 @@ def prune_low_magnitude_global(
     """
     _compat.check_tf_keras_model(model)
     schedules.validate_schedule(pruning_schedule)
-    options = PruningOptions(min_weights, min_weights_fraction, redistribution, mask_rule)
+    options = PruningOptions(min_weights, min_weights_fraction, redistribution, mask_rule,
+                             distribution)
     if not model.built:
         raise ValueError(
             f"model {model.name!r} is not built: give its first layer an input shape, "

@@ -75,22 +75,34 @@ def _row(name, effective):
     )
 
 
+def named_prunable_arrays(model):
+    """[(name, array)] of every prunable weight: weight * mask for wrapped layers,
+    the kernel as it is for plain ones (row order of `sparsity_report`)."""
+    _compat.check_tf_keras_model(model)
+    out = []
+    for layer in prune._all_layers(model):
+        if isinstance(layer, prune.PruneLowMagnitude):
+            for weight, mask, _ in layer.pruning_vars:
+                effective = weight.numpy() * mask.numpy().astype(weight.numpy().dtype)
+                out.append((_weight_label(layer.layer.name, weight), effective))
+        elif not isinstance(layer, _compat.keras.Model):
+            for weight in registry.prunable_weights(layer):
+                out.append((_weight_label(layer.name, weight), weight.numpy()))
+    return out
+
+
+def prunable_arrays(model):
+    """The arrays of `named_prunable_arrays`, without names."""
+    return [array for _, array in named_prunable_arrays(model)]
+
+
 def sparsity_report(model):
     """Per-layer rows (name, shape, weights, nonzero, sparsity) and the global row.
 
     Wrapped models count the effective weights (weight * mask); stripped or plain
     models count the prunable kernels as they are.
     """
-    _compat.check_tf_keras_model(model)
-    rows = []
-    for layer in prune._all_layers(model):
-        if isinstance(layer, prune.PruneLowMagnitude):
-            for weight, mask, _ in layer.pruning_vars:
-                effective = weight.numpy() * mask.numpy().astype(weight.numpy().dtype)
-                rows.append(_row(_weight_label(layer.layer.name, weight), effective))
-        elif not isinstance(layer, _compat.keras.Model):
-            for weight in registry.prunable_weights(layer):
-                rows.append(_row(_weight_label(layer.name, weight), weight.numpy()))
+    rows = [_row(name, array) for name, array in named_prunable_arrays(model)]
     if not rows:
         raise ValueError(f"model {model.name!r} has no prunable weight to report on")
     total = LayerRow(
