@@ -116,3 +116,13 @@ def test_thresholds_are_smallest_kept_magnitudes():
     for weight, mask, threshold in pruner._vars:
         kept = np.abs(weight.numpy()[mask.numpy() > 0])
         assert threshold.numpy() == (kept.min() if kept.size else 0.0)
+
+
+def test_for_model_reuses_the_compiled_pruner_unless_options_change():
+    wrapped = _wrapped(tf_globalmp.GlobalConstantSparsity(0.5))
+    first = tf_globalmp.GlobalPruner.for_model(wrapped, min_weights=None)
+    assert tf_globalmp.GlobalPruner.for_model(wrapped, min_weights=None) is first
+    other = tf_globalmp.GlobalPruner.for_model(wrapped, min_weights=2)
+    assert other is not first and other.sigma == 2
+    # Not tracked by Keras: the model saves and lists no extra weights.
+    assert all("pruner" not in v.name for v in wrapped.variables)

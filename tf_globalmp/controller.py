@@ -101,6 +101,23 @@ class GlobalPruner:
         self._build_functions()
         self.initialize_step()
 
+    _CACHE_ATTR = "_tf_globalmp_pruner"
+
+    @classmethod
+    def for_model(cls, model, **options):
+        """The pruner of `model` built by an earlier call with the same options, else a
+        new one (kept on the model, untracked). Its compiled update is traced once per
+        model, not once per `fit` (tracing a ResNet-sized update takes seconds)."""
+        key = (tuple(sorted(options.items(), key=lambda kv: kv[0])),
+               id(getattr(model, prune.OPTIONS_ATTR, None)))
+        cached = getattr(model, cls._CACHE_ATTR, None)
+        if cached is not None and cached[0] == key and cached[1].wrappers == \
+                prune.collect_wrappers(model):
+            return cached[1]
+        pruner = cls(model, **options)
+        object.__setattr__(model, cls._CACHE_ATTR, (key, pruner))
+        return pruner
+
     # ----------------------------------------------------------------- graphs
     def _build_functions(self):
         pruning_vars, sizes = self._vars, self.sizes
@@ -391,7 +408,7 @@ class UpdateGlobalPruningStep(keras.callbacks.Callback):
         return self._step0 + int(self.model.optimizer.iterations.numpy()) - self._iterations0
 
     def on_train_begin(self, logs=None):
-        self.pruner = GlobalPruner(self.model, **self._options)
+        self.pruner = GlobalPruner.for_model(self.model, **self._options)
         self._step0 = self.pruner.initialize_step()
         self._iterations0 = int(self.model.optimizer.iterations.numpy())
         self.pruner._last_checked = self._step0 - 1
