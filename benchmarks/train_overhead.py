@@ -3,7 +3,7 @@
     python benchmarks/train_overhead.py --model resnet20 --batch 64 --rounds 3 --out BENCHMARKS.md
 
 Same model, batch and data (random CIFAR-shaped inputs: timing only) for the three
-variants; pruning variants use a cubic schedule 0 -> 90% from step 100 with frequency 100,
+variants; pruning variants use a cubic schedule 50% -> 90% from step 100 with frequency 100,
 so each 100-step round contains exactly one mask update (its cost is in the mean).
 The variants run round-robin in one process (the first two rounds of each, which
 include the one-off tracing of the update, are not counted); a step's time is the interval between consecutive `on_train_batch_begin`
@@ -39,8 +39,8 @@ _ROUNDS = flags.DEFINE_integer("rounds", 3, "Timed rounds per variant (after a w
 _OUT = flags.DEFINE_string("out", None, "Append the Markdown section to this file.")
 
 VARIANTS = ("dense", "global_mp", "tfmot")
-# Round 0 runs at sparsity 0 (no mask work); round 1 holds the first real mask
-# update, i.e. the one-off tracing of the compiled update. Neither is counted.
+# Round 0 (steps 0-99) is before begin_step, unpruned; round 1 holds the first
+# mask update, i.e. the one-off tracing of the compiled update. Neither is counted.
 WARMUP = 2
 
 
@@ -62,12 +62,12 @@ def _build(variant, depth):
     end = 100_000  # far away: every round prunes a bit more, as in gradual training
     callbacks = []
     if variant == "global_mp":
-        schedule = schedules.GlobalPolynomialDecay(0.0, 0.9, _STEPS.value, end,
+        schedule = schedules.GlobalPolynomialDecay(0.5, 0.9, _STEPS.value, end,
                                                    frequency=_STEPS.value)
         model = prune.prune_low_magnitude_global(model, schedule)
         callbacks = [controller.UpdateGlobalPruningStep()]
     elif variant == "tfmot":
-        schedule = tfmot.sparsity.keras.PolynomialDecay(0.0, 0.9, _STEPS.value, end,
+        schedule = tfmot.sparsity.keras.PolynomialDecay(0.5, 0.9, _STEPS.value, end,
                                                         frequency=_STEPS.value)
         # tfmot's documented pattern for models with custom layers (the option-A
         # shortcut has no weights): wrap only the prunable layers.

@@ -5,7 +5,10 @@ import pytest
 
 import tf_globalmp
 from tf_globalmp import _compat
+from tf_globalmp import models
+from tf_globalmp.models import mobilenet_v2_cifar
 from tf_globalmp.models import resnet_cifar
+from tf_globalmp.models import wide_resnet
 
 keras = _compat.keras
 
@@ -51,3 +54,62 @@ def test_resnet_cifar_saves_and_loads_with_the_zero_pad_shortcut(tmp_path):
     loaded = keras.models.load_model(path)
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=0, atol=0)
+
+
+def _trainable(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    "depth, width, trainable, prunable, paper_millions",
+    [
+        # Zagoruyko & Komodakis 2016, Table 1: WRN-28-10 has 36.5M parameters (36,479,194
+        # trainable in the authors' code); WRN-22-8 17.2M.
+        (28, 10, 36_479_194, 36_461_232, 36.5),
+        (22, 8, 17_158_106, 17_147_312, 17.2),
+        (28, 8, 23_354_842, 23_340_464, 23.4),
+    ],
+)
+def test_wide_resnet_parameter_counts_match_the_paper(depth, width, trainable, prunable,
+                                                      paper_millions):
+    model = wide_resnet.wide_resnet(depth, width)
+    assert _trainable(model) == trainable
+    assert round(trainable / 1e6, 1) == paper_millions
+    assert tf_globalmp.sparsity_report(model).total.weights == prunable
+    assert model.output_shape == (None, 10)
+
+
+def test_wide_resnet_dropout_sits_between_the_two_convs_of_each_block():
+    model = wide_resnet.wide_resnet(16, 1, dropout=0.3)
+    dropouts = [l for l in model.layers if isinstance(l, keras.layers.Dropout)]
+    assert len(dropouts) == 6 and all(l.rate == 0.3 for l in dropouts)
+    assert _trainable(model) == _trainable(wide_resnet.wide_resnet(16, 1))
+
+
+@pytest.mark.parametrize("depth, width, match", [(20, 8, "6n \\+ 4.*got 20"),
+                                                 (28, 0, "width.*got 0")])
+def test_wide_resnet_rejects_bad_shapes(depth, width, match):
+    with pytest.raises(ValueError, match=match):
+        wide_resnet.wide_resnet(depth, width)
+
+
+def test_mobilenet_v2_cifar_matches_the_paper_and_its_mt_count():
+    model = mobilenet_v2_cifar.mobilenet_v2_cifar()
+    # 2.30M trainable (the PyTorch CIFAR MobileNet-V2 the paper used: 2,296,922).
+    assert _trainable(model) == 2_296_922
+    layer_report = tf_globalmp.sparsity_report(model)
+    # MT 0.02% of all prunable weights is 452 per layer, the paper's number.
+    assert int(layer_report.total.weights * 0.02 / 100) == 452
+    assert len(layer_report.rows) == 58  # 52 convs (17 depthwise), 5 shortcuts, fc
+    # Stride-1 stem: 32x32 inputs reach 4x4 before pooling.
+    assert model.get_layer("head_conv").output_shape == (None, 4, 4, 1280)
+
+
+def test_cifar_models_by_name():
+    model = models.build_cifar("resnet8", num_classes=3, input_shape=(16, 16, 3))
+    assert model.output_shape == (None, 3)
+    with pytest.raises(ValueError, match="model must be one of.*got 'vgg'"):
+        models.build_cifar("vgg")
+    with pytest.raises(ValueError, match="no dropout.*dropout=0.3"):
+        models.build_cifar("resnet20", dropout=0.3)
+

@@ -24,6 +24,7 @@ _PUBLIC = {
     "UpdateGlobalPruningStep": "controller",
     "UpdateResult": "masks",
     "export_tflite": "export",
+    "flops_report": "flops",
     "global_magnitude_masks": "masks",
     "layer_sparsities": "distributions",
     "plot_layer_sparsity": "report",

@@ -13,6 +13,7 @@ sparsely, a resumed run): which update was due most recently, and at what sparsi
 
 import numbers
 
+import numpy as np
 import tensorflow as tf
 
 # How far back `latest_update` scans a schedule it cannot reason about in closed form.
@@ -167,10 +168,22 @@ class GlobalPolynomialDecay(_GridSchedule):
         }
 
 
+def as_python_sparsity(value):
+    """A schedule's float32 sparsity as the shortest decimal that rounds to it.
+
+    Schedules compute in float32, so 0.9 comes back as 0.89999998; ``N - round(s N)``
+    with that value can differ by one weight from the Python 0.9 a user passed to
+    `GlobalPruner.prune_to` (N = 15 or ResNet-50's 25,502,912), and a one-shot mask
+    would then be recomputed and revive a pruned weight. The shortest round-trip
+    decimal (numpy's float32 repr) maps the two to the same number.
+    """
+    return float(str(np.float32(value)))
+
+
 def sparsity_at(schedule, step):
     """(should_prune, sparsity) of `schedule` at `step`, as Python values."""
     should_prune, sparsity = schedule(tf.constant(step, tf.int64))
-    return bool(should_prune), float(sparsity)
+    return bool(should_prune), as_python_sparsity(sparsity)
 
 
 _TFMOT_GRID_CLASSES = ("ConstantSparsity", "PolynomialDecay")

@@ -89,3 +89,23 @@ def test_final_model_reports_the_exact_sparsity(run):
     report = tf_globalmp.sparsity_report(run["model"])
     assert (report.total.weights, report.total.nonzero) == (run["total"], run["n_keep"])
     assert helpers.pruning_steps(run["model"]) == [8 * EPOCHS] * 4
+
+
+def test_float32_schedule_value_does_not_change_a_python_one_shot_mask():
+    """N = 15 at 0.9: round(0.9 * 15) = 14 but round(float32(0.9) * 15) = 13, so a
+    schedule read naively would keep one more weight and revive a pruned one."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, use_bias=False)])
+    wrapped = helpers.compile_model(
+        helpers.wrap(model, tf_globalmp.GlobalConstantSparsity(0.9, frequency=1)))
+    tf_globalmp.GlobalPruner(wrapped).prune_to(0.9, step=0)
+    before = helpers.masks(wrapped)
+    assert helpers.kept(before) == 1
+    x = np.random.default_rng(0).standard_normal((64, 5)).astype("float32")
+    y = np.zeros(64, "int32")
+    wrapped.fit(x, y, batch_size=16, epochs=1, verbose=0,
+                callbacks=[tf_globalmp.UpdateGlobalPruningStep()])
+    for a, b in zip(before, helpers.masks(wrapped)):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,62 @@
+"""The README's CIFAR-10 results table, generated from the runs' metrics.json files.
+
+    python benchmarks/cifar10_table.py                 # print the table
+    python benchmarks/cifar10_table.py --write README.md   # replace it between the markers
+
+Reads every `saved_models/cifar10_*/metrics.json` (written by `launchers/cifar10.py`).
+"""
+
+import glob
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+_RUNS = flags.DEFINE_string("runs", "saved_models/cifar10_*", "Glob of run directories.")
+_WRITE = flags.DEFINE_string("write", None, "Markdown file whose table to replace.")
+BEGIN, END = "<!-- cifar10-table:begin -->", "<!-- cifar10-table:end -->"
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def table(run_dirs):
+    lines = ["| run | model | mode | budget | sparsity % | FLOPs pruned % | best top-1 % (epoch) "
+             "| final top-1 % | one-shot, before fine-tune % | train img/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for run_dir in sorted(run_dirs):
+        path = os.path.join(run_dir, "metrics.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            m = json.load(f)
+        lines.append(
+            f"| `{os.path.basename(run_dir)}` | {m['model']} | {m['mode']} | {m['budget']} "
+            f"| {_pct(m['achieved_sparsity'])} | {_pct(m.get('flops_pruned'))} "
+            f"| {_pct(m['best_test_accuracy'])} "
+            f"({m['best_epoch']}) | {_pct(m['final_test_accuracy'])} "
+            f"| {_pct(m.get('one_shot_test_accuracy'))} | {m.get('train_images_per_s')} |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    text = table(glob.glob(_RUNS.value))
+    if not _WRITE.value:
+        print(text)
+        return
+    with open(_WRITE.value) as f:
+        doc = f.read()
+    if BEGIN not in doc or END not in doc:
+        sys.exit(f"--write: {_WRITE.value} has no {BEGIN} ... {END} markers")
+    head, rest = doc.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(_WRITE.value, "w") as f:
+        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,339 @@
+"""CIFAR-10 data pipeline, optimisation pieces, training glue and launcher.
+
+Everything runs on `tests/testdata/cifar10_tiny/` (5 train + 2 test real JPEGs per
+class from the CIFAR-10 JPEG copy), never the full data set.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+import tf_globalmp  # noqa: F401  (must precede TensorFlow: selects tf-keras)
+import tensorflow as tf
+
+from tf_globalmp import _compat
+from tf_globalmp import configs
+from tf_globalmp import masks
+from tf_globalmp import optim
+from tf_globalmp import train
+from tf_globalmp.data import cifar10
+
+keras = _compat.keras
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURE = os.path.join(ROOT, "tests", "testdata", "cifar10_tiny")
+
+
+def _config(**overrides):
+    values = dict(model="resnet8", data_dir=FIXTURE, cache_dir=False, batch_size=25,
+                  eval_batch_size=20, epochs=1, verbose=0)
+    values.update(overrides)
+    return configs.cifar10_config(**values)
+
+
+# ------------------------------------------------------------------- data
+def test_image_folder_reads_real_images_in_label_order():
+    images, labels = cifar10.read_image_folder(FIXTURE, "train", cache_dir=False)
+    assert images.shape == (50, 32, 32, 3) and images.dtype == np.uint8
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 5))
+    test_images, test_labels = cifar10.read_image_folder(FIXTURE, "test", cache_dir=False)
+    assert test_images.shape == (20, 32, 32, 3)
+    np.testing.assert_array_equal(test_labels, np.repeat(np.arange(10), 2))
+    # Decoded like PIL (libjpeg's accurate IDCT), not TF's faster, biased default.
+    from PIL import Image
+
+    first = os.path.join(FIXTURE, "train", "airplane", sorted(
+        os.listdir(os.path.join(FIXTURE, "train", "airplane")))[0])
+    np.testing.assert_array_equal(images[0], np.asarray(Image.open(first).convert("RGB")))
+
+
+def test_decoded_arrays_are_cached_outside_the_data(tmp_path):
+    first = cifar10.read_image_folder(FIXTURE, "test", cache_dir=str(tmp_path))
+    cached = sorted(os.listdir(tmp_path / "npy"))
+    assert len(cached) == 2 and all(name.endswith(".npy") for name in cached)
+    second = cifar10.read_image_folder(FIXTURE, "test", cache_dir=str(tmp_path))
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_tar_gz_is_unpacked_once_into_the_cache(tmp_path):
+    archive = str(tmp_path / "tiny.tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        for split in cifar10.SPLITS:
+            tar.add(os.path.join(FIXTURE, split), arcname=split)
+    folder = cifar10.unpack_archive(archive, str(tmp_path / "cache"))
+    assert folder.startswith(str(tmp_path / "cache"))
+    assert cifar10.unpack_archive(archive, str(tmp_path / "cache")) == folder
+    images, _ = cifar10.read_image_folder(folder, "test", cache_dir=False)
+    np.testing.assert_array_equal(
+        images, cifar10.read_image_folder(FIXTURE, "test", cache_dir=False)[0])
+
+
+def test_a_folder_without_the_ten_classes_is_rejected(tmp_path):
+    os.makedirs(tmp_path / "train" / "cat")
+    with pytest.raises(ValueError, match="10 class folders"):
+        cifar10.read_image_folder(str(tmp_path), "train", cache_dir=False)
+    with pytest.raises(ValueError, match="no test/ folder"):
+        cifar10.read_image_folder(str(tmp_path), "test", cache_dir=False)
+    with pytest.raises(ValueError, match="data_dir does not exist"):
+        cifar10.load(_config(data_dir=str(tmp_path / "missing")))
+
+
+def test_normalisation_uses_the_paper_mean_and_std():
+    pixel = np.array([[[[0, 128, 255]]]], np.uint8)
+    expected = (pixel / 255.0 - np.array(cifar10.MEAN)) / np.array(cifar10.STD)
+    np.testing.assert_allclose(cifar10.normalize(pixel).numpy(), expected, atol=1e-6)
+    assert cifar10.MEAN == (0.4914, 0.4822, 0.4465)
+    assert cifar10.STD == (0.2023, 0.1994, 0.2010)
+
+
+def test_eval_pipeline_is_deterministic_and_unaugmented():
+    train_ds, test_ds, info = cifar10.load(_config())
+    assert info["train_examples"] == 50 and info["test_examples"] == 20
+    assert info["classes"][0] == "airplane" and info["classes"][9] == "truck"
+    first = [(x.numpy(), y.numpy()) for x, y in test_ds]
+    second = [(x.numpy(), y.numpy()) for x, y in test_ds]
+    x = np.concatenate([b[0] for b in first])
+    y = np.concatenate([b[1] for b in first])
+    np.testing.assert_array_equal(x, np.concatenate([b[0] for b in second]))
+    raw, labels = cifar10.read_image_folder(FIXTURE, "test", cache_dir=False)
+    np.testing.assert_allclose(x, cifar10.normalize(raw).numpy(), rtol=0, atol=0)
+    np.testing.assert_array_equal(y, np.eye(10)[labels])
+
+
+def test_tfds_source_gives_the_same_interface():
+    import tensorflow_datasets as tfds
+
+    # tfds's mock generates random examples from the cifar10 builder's features: the
+    # real tfds code path without a download.
+    with tfds.testing.mock_data(num_examples=16, policy=tfds.testing.MockPolicy.USE_CODE):
+        train_ds, test_ds, info = cifar10.load(_config(data_dir=None, batch_size=8))
+        x, y = next(iter(train_ds))
+        test_batches = sum(1 for _ in test_ds)
+    assert info["name"] == "cifar10 (tfds)" and info["train_examples"] == 16
+    assert x.shape == (8, 32, 32, 3) and x.dtype == tf.float32 and y.shape == (8, 10)
+    assert test_batches == 1
+
+
+def _windows(image):
+    """Every 32x32 crop of the reflect-padded image and its mirror image."""
+    padded = np.pad(image, [(4, 4), (4, 4), (0, 0)], mode="reflect")
+    crops = [padded[i:i + 32, j:j + 32] for i in range(9) for j in range(9)]
+    return crops + [c[:, ::-1] for c in crops]
+
+
+def test_augmentation_is_a_reflect_padded_crop_maybe_flipped():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    windows = _windows(image)
+    outputs = set()
+    for s in range(40):
+        out = cifar10.augment(tf.constant(image), tf.constant([s, 7], tf.int64)).numpy()
+        assert out.shape == (32, 32, 3)
+        assert any(np.array_equal(out, w) for w in windows)
+        outputs.add(out.tobytes())
+    assert len(outputs) > 10  # crops and flips vary with the seed
+    again = cifar10.augment(tf.constant(image), tf.constant([3, 7], tf.int64)).numpy()
+    np.testing.assert_array_equal(
+        again, cifar10.augment(tf.constant(image), tf.constant([3, 7], tf.int64)).numpy())
+
+
+def test_train_pipeline_augments_and_reshuffles_each_epoch():
+    train_ds, _, _ = cifar10.load(_config())
+    epochs = [[(x.numpy(), y.numpy()) for x, y in train_ds] for _ in range(2)]
+    for batches in epochs:
+        x = np.concatenate([b[0] for b in batches])
+        y = np.concatenate([b[1] for b in batches])
+        assert x.shape == (50, 32, 32, 3) and x.dtype == np.float32
+        np.testing.assert_array_equal(np.sort(y.argmax(1)), np.repeat(np.arange(10), 5))
+    a = np.concatenate([b[0] for b in epochs[0]])
+    b = np.concatenate([b[0] for b in epochs[1]])
+    assert not np.array_equal(a, b)
+    # Augmented images are no longer the raw normalised ones.
+    raw = cifar10.normalize(cifar10.read_image_folder(FIXTURE, "train", False)[0]).numpy()
+    assert sum(any(np.array_equal(x, r) for r in raw) for x in a) < 25
+
+
+# ------------------------------------------------------------------ optim
+def test_warmup_cosine_and_step_schedules():
+    cosine = optim.WarmupSchedule(0.1, 110, "cosine", warmup_steps=10)
+    values = [float(cosine(s)) for s in (0, 9, 10, 60, 110)]
+    np.testing.assert_allclose(values, [0.01, 0.1, 0.1, 0.05, 0.0], atol=1e-6)
+    step = optim.WarmupSchedule(0.1, 100, "step", boundaries=(40,), every=0, factor=0.1)
+    np.testing.assert_allclose([float(step(s)) for s in (0, 39, 40, 99)],
+                               [0.1, 0.1, 0.01, 0.01], rtol=1e-5)
+    every = optim.WarmupSchedule(1.0, 100, "step", every=25, factor=0.56)
+    np.testing.assert_allclose([float(every(s)) for s in (24, 25, 50)], [1, 0.56, 0.56 ** 2],
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="lr_schedule.*got 'linear'"):
+        optim.WarmupSchedule(0.1, 10, "linear")
+
+
+def test_weight_decay_is_coupled_l2_on_kernels_only():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(2)])
+    decayed = optim.add_l2_penalty(model, 0.01)
+    assert sorted(w.name.split("/")[-1] for w in decayed) == ["kernel:0", "kernel:0"]
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(model.losses)
+    grads = tape.gradient(penalty, model.trainable_weights)
+    for weight, grad in zip(model.trainable_weights, grads):
+        if any(weight is d for d in decayed):
+            np.testing.assert_allclose(grad.numpy(), 0.01 * weight.numpy(), rtol=1e-6)
+        else:
+            assert grad is None
+
+
+# --------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def dense_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("runs") / "dense")
+    return workdir, train.run_cifar10(_config(), workdir)
+
+
+def test_dense_run_writes_the_run_dir(dense_run):
+    workdir, metrics = dense_run
+    assert sorted(os.listdir(workdir)) == ["config.json", "flops.json", "metrics.json",
+                                           "model.keras", "sparsity.json"]
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        assert json.load(f)["final_test_accuracy"] == metrics["final_test_accuracy"]
+    assert metrics["epochs_done"] == 1 and metrics["achieved_sparsity"] == 0.0
+    assert {"best_test_accuracy", "best_epoch", "budget", "history"} <= set(metrics)
+
+
+def test_one_shot_keeps_the_exact_sparsity_and_a_fixed_mask(dense_run, tmp_path):
+    metrics = train.run_cifar10(
+        _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.9, mixed_bfloat16=True,
+                min_weights=50, label_smoothing=0.1), str(tmp_path / "gmp"))
+    total = metrics["prunable_weights"]
+    assert metrics["nonzero_prunable_weights"] == masks.n_keep_for(total, 0.9)
+    assert metrics["masks_fixed_during_finetune"] is True
+    assert metrics["dense_test_accuracy"] == pytest.approx(
+        dense_run[1]["final_test_accuracy"], abs=0.051)  # float32 vs bfloat16 evaluation
+    with open(tmp_path / "gmp" / "sparsity.json") as f:
+        layers = json.load(f)["layers"]
+    assert min(row["nonzero"] for row in layers) >= 50
+    assert metrics["flops_pruned"] > 0.5  # FLOPs follow the pruned convs
+    assert os.path.getsize(tmp_path / "gmp" / "layer_sparsity.png") > 1000
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    workdir = str(tmp_path / "resume")
+    config = _config(mode="gradual", sparsity=0.5, epochs=2, pruning_begin=0.0,
+                     pruning_end=0.5)
+    original = train._Cifar10Epochs.on_epoch_end
+
+    def stop_after_first(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise _Stop
+
+    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", stop_after_first)
+    with pytest.raises(_Stop):
+        train.run_cifar10(config, workdir)
+    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", original)
+    with open(os.path.join(workdir, train.CIFAR10_STATE_DIR, "state.json")) as f:
+        saved = json.load(f)
+    assert saved["epoch"] == 1
+    begun = []
+    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_begin",
+                        lambda self, epoch, logs=None: begun.append(epoch))
+    metrics = train.run_cifar10(config, workdir)
+    assert begun == [1]  # only the second epoch ran
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["history"][0] == saved["history"][0]
+    # Gradual: 0 at step 0, the target at the next (last) update; "best" counts only
+    # the epochs at the target.
+    assert [h["sparsity"] for h in metrics["history"]] == [0.0, pytest.approx(0.5, abs=1e-5)]
+    assert metrics["best_epoch"] == 2
+    assert metrics["nonzero_prunable_weights"] == masks.n_keep_for(
+        metrics["prunable_weights"], 0.5)
+    assert not os.path.exists(os.path.join(workdir, train.CIFAR10_STATE_DIR))
+    # A finished run is returned as it is; another config in the same workdir is refused.
+    assert train.run_cifar10(config, workdir)["history"] == metrics["history"]
+
+
+def test_resuming_with_another_config_is_refused(tmp_path, monkeypatch):
+    workdir = str(tmp_path / "run")
+
+    def stop(self, epoch, logs=None):
+        self.state.save(epoch + 1, [], {})
+        raise _Stop
+
+    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", stop)
+    with pytest.raises(_Stop):
+        train.run_cifar10(_config(epochs=2), workdir)
+    with pytest.raises(ValueError, match="different config.*learning_rate"):
+        train.run_cifar10(_config(epochs=2, learning_rate=0.5), workdir)
+
+
+MIRRORED = r'''
+import sys
+import tf_globalmp
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from tf_globalmp import configs, masks, train
+config = configs.cifar10_config(model="resnet8", data_dir=sys.argv[1], cache_dir=False,
+    batch_size=25, eval_batch_size=20, epochs=1, verbose=0, mode="gradual", sparsity=0.7,
+    pruning_begin=0.0, pruning_end=1.0, pruning_frequency=1, distribution="mirrored")
+m = train.run_cifar10(config, sys.argv[2])
+assert m["nonzero_prunable_weights"] == masks.n_keep_for(m["prunable_weights"], 0.7), m
+print("OK", m["achieved_sparsity"])
+'''
+
+
+def test_gradual_run_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    done = subprocess.run([sys.executable, str(script), FIXTURE, str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "OK" in done.stdout
+
+
+# --------------------------------------------------------------- presets
+def test_every_cpu_preset_is_labelled_reduced_budget():
+    cpu = [p for p in configs.CIFAR10_PRESETS if p.startswith("cpu_")]
+    paper = [p for p in configs.CIFAR10_PRESETS if p.startswith("paper_")]
+    assert len(paper) == 12 and len(cpu) >= len(paper)
+    for name in cpu:
+        config = configs.cifar10_config(name, pretrained="x")
+        assert config.budget.startswith("reduced budget: ")
+        assert config.mixed_bfloat16
+    for name in paper:
+        assert configs.cifar10_config(name, pretrained="x").budget == "paper"
+    assert configs.cifar10_config("paper_resnet32_dense", epochs=5).budget == (
+        "reduced budget: 5 epochs of 300")
+
+
+def test_paper_presets_carry_the_paper_hyperparameters():
+    wrn = configs.cifar10_config("paper_wrn28_8_gmp95", pretrained="x")
+    assert (wrn.epochs, wrn.batch_size, wrn.momentum, wrn.weight_decay, wrn.learning_rate,
+            wrn.nesterov, wrn.sparsity) == (200, 128, 0.9, 2e-5, 0.0256, True, 0.95)
+    mnv2 = configs.cifar10_config("paper_mobilenet_v2_gmp98_mt", pretrained="x")
+    assert (mnv2.lr_step_every, mnv2.lr_decay_factor, mnv2.min_weights_fraction,
+            mnv2.batch_size) == (25, 0.56, 0.0002, 64)
+
+
+# --------------------------------------------------------------- launcher
+@pytest.mark.parametrize("args, flag", [
+    (["--sparsity=1.5"], "--sparsity"),
+    (["--mode=one_shot"], "--pretrained"),
+    (["--model=vgg16"], "--model"),
+    (["--preset=paper_resnet99"], "--preset"),
+])
+def test_launcher_bad_flags_exit_with_a_line_naming_the_flag(args, flag, tmp_path):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "launchers", "cifar10.py"),
+         f"--workdir={tmp_path / 'run'}", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = [l for l in done.stderr.splitlines() if flag in l]
+    assert lines, done.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "run")

@@ -1,0 +1,192 @@
+"""CIFAR-10: tfds `cifar10` (default) or an image-folder copy (`--data_dir`).
+
+Both sources give the same `tf.data` interface (`load(config) -> (train, test,
+info)`): batches of float32 NHWC images normalised with the paper's mean/std and
+one-hot labels (for label smoothing). Training batches are augmented as in the
+paper (reflect-pad 4, random 32x32 crop, random horizontal flip); the test
+pipeline is deterministic (no shuffle, no augmentation).
+
+Image folder layout: ``<data_dir>/train/<class>/*.jpg`` and ``<data_dir>/test/<class>/*.jpg``
+with the 10 class folders named as in `CLASSES` (alphabetical = label order).
+`data_dir` may also be a ``.tar.gz`` of that layout: it is unpacked once into a cache
+directory outside the project (`default_cache_dir()`); decoded images are cached
+there as uint8 ``.npy`` files so later runs start in a second.
+"""
+
+import hashlib
+import os
+import tarfile
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+           "dog", "frog", "horse", "ship", "truck")
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2023, 0.1994, 0.2010)
+IMAGE_SHAPE = (32, 32, 3)
+PAD = 4
+SPLITS = ("train", "test")
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def default_cache_dir():
+    """``$TF_GLOBALMP_CACHE/cifar10`` or ``~/.cache/tf_globalmp/cifar10``."""
+    root = os.environ.get("TF_GLOBALMP_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "tf_globalmp")
+    return os.path.join(root, "cifar10")
+
+
+def _key(path):
+    return hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:12]
+
+
+def unpack_archive(archive, cache_dir=None):
+    """Unpacks a ``.tar.gz`` image-folder copy once; returns the folder holding train/ test/."""
+    if not os.path.isfile(archive):
+        raise ValueError(f"data archive does not exist: {archive!r}")
+    target = os.path.join(cache_dir or default_cache_dir(), "jpeg_" + _key(archive))
+    done = os.path.join(target, ".unpacked")
+    if not os.path.exists(done):
+        logging.info("Unpacking %s into %s", archive, target)
+        os.makedirs(target, exist_ok=True)
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(target, filter="data")
+        open(done, "w").close()
+    entries = [e for e in os.listdir(target) if not e.startswith(".")]
+    if set(SPLITS) <= set(entries):
+        return target
+    if len(entries) == 1 and os.path.isdir(os.path.join(target, entries[0])):
+        return os.path.join(target, entries[0])  # archive with one top-level folder
+    raise ValueError(f"archive {archive!r} has no train/ and test/ folders (found {entries})")
+
+
+def _list_split(data_dir, split):
+    split_dir = os.path.join(data_dir, split)
+    if not os.path.isdir(split_dir):
+        raise ValueError(f"data_dir {data_dir!r} has no {split}/ folder")
+    found = sorted(d for d in os.listdir(split_dir) if os.path.isdir(os.path.join(split_dir, d)))
+    if tuple(found) != CLASSES:
+        raise ValueError(
+            f"data_dir {data_dir!r}: {split}/ must hold the 10 class folders {list(CLASSES)}, "
+            f"got {found}")
+    paths, labels = [], []
+    for label, name in enumerate(CLASSES):
+        files = sorted(f for f in os.listdir(os.path.join(split_dir, name))
+                       if f.lower().endswith(_IMAGE_EXTENSIONS))
+        paths += [os.path.join(split_dir, name, f) for f in files]
+        labels += [label] * len(files)
+    if not paths:
+        raise ValueError(f"data_dir {data_dir!r}: no images under {split}/")
+    return paths, np.asarray(labels, np.int64)
+
+
+def _decode(paths):
+    def read(path):
+        content = tf.io.read_file(path)
+        # INTEGER_ACCURATE: TF's default JPEG IDCT is biased (about 1 grey level
+        # darker on CIFAR); this one matches PIL / libjpeg's reference decoder.
+        image = tf.cond(
+            tf.io.is_jpeg(content),
+            lambda: tf.io.decode_jpeg(content, channels=3, dct_method="INTEGER_ACCURATE"),
+            lambda: tf.io.decode_image(content, channels=3, expand_animations=False))
+        return tf.ensure_shape(image, IMAGE_SHAPE)
+
+    ds = tf.data.Dataset.from_tensor_slices(paths).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    return np.concatenate([b.numpy() for b in ds.batch(2000)], axis=0).astype(np.uint8)
+
+
+def read_image_folder(data_dir, split, cache_dir=None):
+    """(uint8 images [N, 32, 32, 3], int64 labels [N]) of one split of an image folder.
+
+    Decoded arrays are cached as ``.npy`` under `cache_dir` (default
+    `default_cache_dir()`); `cache_dir=False` disables the cache.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    paths, labels = _list_split(data_dir, split)
+    cache = None
+    if cache_dir is not False:
+        cache = os.path.join(cache_dir or default_cache_dir(), "npy",
+                             f"{_key(data_dir)}_{split}_{len(paths)}")
+        if os.path.exists(cache + "_labels.npy"):
+            return np.load(cache + "_images.npy"), np.load(cache + "_labels.npy")
+    logging.info("Decoding %d %s images from %s", len(paths), split, data_dir)
+    images = _decode(paths)
+    if cache is not None:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        for suffix, array in (("_images.npy", images), ("_labels.npy", labels)):
+            tmp = f"{cache}{suffix}.tmp.npy"
+            np.save(tmp, array)
+            os.replace(tmp, cache + suffix)  # labels last: their presence marks a full cache
+    return images, labels
+
+
+def normalize(images):
+    """uint8 (or [0, 255] float) images -> float32, (x / 255 - MEAN) / STD."""
+    x = tf.cast(images, tf.float32) / 255.0
+    return (x - tf.constant(MEAN)) / tf.constant(STD)
+
+
+def augment(image, seed):
+    """Paper augmentation of one HWC image with a stateless `seed` (shape [2]):
+    reflect-pad 4, random 32x32 crop, random horizontal flip."""
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    padded = tf.pad(image, [[PAD, PAD], [PAD, PAD], [0, 0]], mode="REFLECT")
+    crop = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(crop, seed=seeds[1])
+
+
+def _source(config, split):
+    """A tf.data.Dataset of (uint8 image, int64 label) and its size."""
+    if config.data_dir:
+        data_dir = config.data_dir
+        if os.path.isfile(data_dir):
+            data_dir = unpack_archive(data_dir, config.cache_dir)
+        elif not os.path.isdir(data_dir):
+            raise ValueError(f"data_dir does not exist: {config.data_dir!r}")
+        images, labels = read_image_folder(data_dir, split, config.cache_dir)
+        return tf.data.Dataset.from_tensor_slices((images, labels)), len(labels)
+    import tensorflow_datasets as tfds
+
+    ds, info = tfds.load("cifar10", split=split, as_supervised=True, with_info=True,
+                         data_dir=config.tfds_data_dir)
+    try:
+        size = info.splits[split].num_examples
+    except KeyError:  # no split metadata (e.g. tfds.testing.mock_data): count
+        size = int(ds.reduce(0, lambda count, _: count + 1))
+    return ds.cache(), size
+
+
+def make_dataset(source, training, batch_size, seed=0, num_classes=len(CLASSES)):
+    """Batches of (normalised float32 images, one-hot labels) from (uint8, label) pairs."""
+    if training:
+        source = source.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        source = tf.data.Dataset.zip((source, seeds)).map(
+            lambda pair, s: (augment(pair[0], s), pair[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    ds = source.batch(batch_size).map(
+        lambda x, y: (normalize(x), tf.one_hot(y, num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load(config):
+    """(train, test, info) for a config with `data_dir`, `tfds_data_dir`, `cache_dir`,
+    `batch_size`, `eval_batch_size`, `seed` and optional `max_train_examples`."""
+    train_source, n_train = _source(config, "train")
+    test_source, n_test = _source(config, "test")
+    limit = getattr(config, "max_train_examples", None)
+    if limit:
+        # A fixed, class-mixed subset (the folder source is ordered by class).
+        train_source = train_source.shuffle(n_train, seed=config.seed,
+                                            reshuffle_each_iteration=False).take(limit).cache()
+        n_train = min(n_train, limit)
+    train = make_dataset(train_source, True, config.batch_size, config.seed)
+    test = make_dataset(test_source, False, config.eval_batch_size)
+    name = f"cifar10 (image folder {config.data_dir})" if config.data_dir else "cifar10 (tfds)"
+    info = {"name": name, "train_examples": n_train, "test_examples": n_test,
+            "input_shape": IMAGE_SHAPE, "num_classes": len(CLASSES), "classes": list(CLASSES)}
+    return train, test, info
