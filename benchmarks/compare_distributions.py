@@ -61,7 +61,7 @@ def _config(method, sparsity, seed, budget):
     distribution, mt = METHODS[method]
     return configs.Cifar10Config(
         mode="one_shot", model=_MODEL.value, pretrained=_PRETRAINED.value,
-        data_dir=_DATA_DIR.value, sparsity=sparsity, distribution=distribution,
+        data_dir=_DATA_DIR.value, sparsity=sparsity, layer_distribution=distribution,
         min_weights_fraction=_MT.value if mt else None, epochs=_EPOCHS.value,
         max_train_examples=_SUBSET.value or None, learning_rate=_LR.value,
         lr_schedule="cosine", label_smoothing=0.1, weight_decay=5e-4,

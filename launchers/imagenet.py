@@ -11,6 +11,8 @@ Re-running the same command resumes from the last finished epoch.
 
 import tf_globalmp  # noqa: F401  (selects tf-keras before TensorFlow loads)
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -55,14 +57,17 @@ def main(argv):
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * _CPUS.value)
-    config = configs.imagenet_config(
-        _PRESET.value, model=_MODEL.value, mode=_MODE.value, sparsity=_SPARSITY.value,
-        min_weights_fraction=_MT.value, data_dir=_DATA.value, tfds_data_dir=_TFDS.value,
-        fake_data=_FAKE.value, pretrained=_PRETRAINED.value, epochs=_EPOCHS.value,
-        steps_per_epoch=_STEPS.value, eval_steps=_EVAL_STEPS.value, batch_size=_BATCH.value,
-        eval_batch_size=_BATCH.value, learning_rate=_LR.value, image_size=_SIZE.value,
-        precision=_PRECISION.value, distribution=_DIST.value, export_tflite=_EXPORT.value,
-        seed=_SEED.value, verbose=_VERBOSE.value)
+    try:
+        config = configs.imagenet_config(
+            _PRESET.value, model=_MODEL.value, mode=_MODE.value, sparsity=_SPARSITY.value,
+            min_weights_fraction=_MT.value, data_dir=_DATA.value, tfds_data_dir=_TFDS.value,
+            fake_data=_FAKE.value, pretrained=_PRETRAINED.value, epochs=_EPOCHS.value,
+            steps_per_epoch=_STEPS.value, eval_steps=_EVAL_STEPS.value, batch_size=_BATCH.value,
+            eval_batch_size=_BATCH.value, learning_rate=_LR.value, image_size=_SIZE.value,
+            precision=_PRECISION.value, distribution=_DIST.value, export_tflite=_EXPORT.value,
+            seed=_SEED.value, verbose=_VERBOSE.value)
+    except ValueError as e:  # one line naming the flag, before any work
+        sys.exit(f"--{str(e).split()[0]}: {e}")
     metrics = train.run_imagenet(config, _WORKDIR.value)
     print(f"{config.model} {config.mode} ({config.budget}): top-1 {metrics['final_test_top1']:.4f},"
           f" sparsity {metrics['achieved_sparsity']:.4f}, FLOPs pruned "

@@ -1,6 +1,13 @@
 """Run configurations: every default lives here, once."""
 
 import dataclasses
+import os
+
+
+def _check_exists(name, path):
+    """ValueError naming the field when a local path it names does not exist."""
+    if path and path != "imagenet" and not os.path.exists(path):
+        raise ValueError(f"{name} does not exist: {path!r}")
 
 
 @dataclasses.dataclass
@@ -107,6 +114,7 @@ class Har2Config:
         if self.mode != "dense" and not self.pretrained:
             raise ValueError(f"mode {self.mode!r} fine-tunes a dense model: pass pretrained "
                              "(a dense run directory), got None")
+        _check_exists("pretrained", self.pretrained)
         for name in ("epochs", "batch_size", "units", "threads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < (0 if name == "epochs" else 1):
@@ -227,6 +235,9 @@ class Cifar10Config:
     min_weights: int = 0
     min_weights_fraction: float | None = None
     redistribution: str = "global"  # global (exact) | proportional (paper code)
+    # Layer-wise allocation (`prune_low_magnitude_global(distribution=...)`): "global"
+    # (Global MP) or a baseline from tf_globalmp.distributions for comparisons.
+    layer_distribution: str = "global"
     pruning_begin: float = 0.1
     pruning_end: float = 0.6
     pruning_frequency: int = 0  # steps between gradual updates; 0 = once per epoch
@@ -266,6 +277,7 @@ class Cifar10Config:
         if self.mode == "one_shot" and not self.pretrained:
             raise ValueError("pretrained must be a dense run directory or .keras file for "
                              "mode 'one_shot' (it prunes a trained model), got None")
+        _check_exists("pretrained", self.pretrained)
         for name in ("sparsity", "initial_sparsity", "dropout", "label_smoothing", "momentum"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -463,6 +475,7 @@ class ImagenetConfig:
         if self.mode == "one_shot" and not self.pretrained and not self.fake_data:
             raise ValueError("mode 'one_shot' prunes a trained dense model: pass pretrained "
                              "(a run directory, .keras file or 'imagenet'), got None")
+        _check_exists("pretrained", self.pretrained)
         if not self.fake_data and not self.data_dir:
             raise ValueError("data_dir is needed (ImageNet TFRecords or tfds manual dir) "
                              "unless fake_data is set, got None")

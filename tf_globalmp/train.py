@@ -520,7 +520,7 @@ def _cifar10_model(config, info, steps_per_epoch):
         model = prune.prune_low_magnitude_global(
             model, _cifar10_schedule(config, steps_per_epoch),
             min_weights=config.min_weights, min_weights_fraction=config.min_weights_fraction,
-            redistribution=config.redistribution)
+            redistribution=config.redistribution, distribution=config.layer_distribution)
     return model
 
 
