@@ -23,6 +23,9 @@ from tf_globalmp import optim
 from tf_globalmp import train
 from tf_globalmp.data import cifar10
 
+# pretrained must name an existing path (configs check it); any directory will do.
+EXISTING = os.path.dirname(os.path.abspath(__file__))
+
 keras = _compat.keras
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(ROOT, "tests", "testdata", "cifar10_tiny")
@@ -238,7 +241,7 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
     with pytest.raises(_Stop):
         train.run_cifar10(config, workdir)
     monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", original)
-    with open(os.path.join(workdir, train.CIFAR10_STATE_DIR, "state.json")) as f:
+    with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
         saved = json.load(f)
     assert saved["epoch"] == 1
     begun = []
@@ -254,7 +257,7 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
     assert metrics["best_epoch"] == 2
     assert metrics["nonzero_prunable_weights"] == masks.n_keep_for(
         metrics["prunable_weights"], 0.5)
-    assert not os.path.exists(os.path.join(workdir, train.CIFAR10_STATE_DIR))
+    assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
     # A finished run is returned as it is; another config in the same workdir is refused.
     assert train.run_cifar10(config, workdir)["history"] == metrics["history"]
 
@@ -299,25 +302,26 @@ def test_gradual_run_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
 
 
 # --------------------------------------------------------------- presets
-def test_every_cpu_preset_is_labelled_reduced_budget():
+def test_every_cpu_preset_is_labelled_reduced_budget(tmp_path):
+    dense = str(tmp_path)  # any existing path: the check is only that it exists
     cpu = [p for p in configs.CIFAR10_PRESETS if p.startswith("cpu_")]
     paper = [p for p in configs.CIFAR10_PRESETS if p.startswith("paper_")]
     assert len(paper) == 12 and len(cpu) >= len(paper)
     for name in cpu:
-        config = configs.cifar10_config(name, pretrained="x")
+        config = configs.cifar10_config(name, pretrained=dense)
         assert config.budget.startswith("reduced budget: ")
         assert config.mixed_bfloat16
     for name in paper:
-        assert configs.cifar10_config(name, pretrained="x").budget == "paper"
+        assert configs.cifar10_config(name, pretrained=dense).budget == "paper"
     assert configs.cifar10_config("paper_resnet32_dense", epochs=5).budget == (
         "reduced budget: 5 epochs of 300")
 
 
 def test_paper_presets_carry_the_paper_hyperparameters():
-    wrn = configs.cifar10_config("paper_wrn28_8_gmp95", pretrained="x")
+    wrn = configs.cifar10_config("paper_wrn28_8_gmp95", pretrained=EXISTING)
     assert (wrn.epochs, wrn.batch_size, wrn.momentum, wrn.weight_decay, wrn.learning_rate,
             wrn.nesterov, wrn.sparsity) == (200, 128, 0.9, 2e-5, 0.0256, True, 0.95)
-    mnv2 = configs.cifar10_config("paper_mobilenet_v2_gmp98_mt", pretrained="x")
+    mnv2 = configs.cifar10_config("paper_mobilenet_v2_gmp98_mt", pretrained=EXISTING)
     assert (mnv2.lr_step_every, mnv2.lr_decay_factor, mnv2.min_weights_fraction,
             mnv2.batch_size) == (25, 0.56, 0.0002, 64)
 

@@ -1,26 +1,31 @@
 """ImagenetConfig: presets per paper row, budget labels, argument checks."""
 
+import os
+
 import pytest
 
 import tf_globalmp  # noqa: F401
 from tf_globalmp import configs
 
+# pretrained must name an existing path (configs check it); any directory will do.
+EXISTING = os.path.dirname(os.path.abspath(__file__))
+
 
 @pytest.mark.parametrize("preset", sorted(configs.IMAGENET_PRESETS))
 def test_every_preset_validates(preset):
-    config = configs.imagenet_config(preset, data_dir="/data", pretrained="/dense")
+    config = configs.imagenet_config(preset, data_dir="/data", pretrained=EXISTING)
     assert config.preset == preset
     assert (config.budget == "paper") == preset.startswith("paper_")
 
 
 def test_paper_rows():
-    c = configs.imagenet_config("paper_resnet50_oneshot90", data_dir="/d", pretrained="/p")
+    c = configs.imagenet_config("paper_resnet50_oneshot90", data_dir="/d", pretrained=EXISTING)
     assert (c.mode, c.sparsity, c.momentum, c.weight_decay, c.learning_rate, c.label_smoothing,
             c.batch_size, c.epochs) == ("one_shot", 0.9, 0.875, 7e-6, 0.1024, 0.1, 256, 100)
     g = configs.imagenet_config("paper_resnet50_gradual98_05", data_dir="/d")
     assert (g.mode, g.sparsity, g.pruning_begin, g.pruning_end, g.warmup_epochs) == (
         "gradual", 0.9805, 0.2, 0.79, 5.0)
-    m = configs.imagenet_config("paper_mobilenet_v1_oneshot90_mt", data_dir="/d", pretrained="/p")
+    m = configs.imagenet_config("paper_mobilenet_v1_oneshot90_mt", data_dir="/d", pretrained=EXISTING)
     assert (m.model, m.epochs, m.min_weights_fraction, m.weight_decay, m.learning_rate) == (
         "mobilenet_v1", 120, 0.002, 0.0, 0.0512)
 

@@ -137,7 +137,7 @@ def run(config, workdir, verbose=0):
 
 
 # ------------------------------------------------------------ FastGRNN on HAR-2
-HAR2_STATE_DIR = "train_state"  # per-epoch checkpoints inside the run's workdir
+STATE_DIR = "train_state"  # per-epoch checkpoints inside a run's workdir (every task)
 # Config fields that may change when a run is resumed (they do not change the run).
 _HAR2_RESUMABLE_CHANGES = ("epochs", "budget", "export_tflite", "threads", "unroll")
 
@@ -165,8 +165,11 @@ class _Har2State:
     at any moment resumes from its last complete epoch.
     """
 
+    # Config fields that may differ when a run is resumed (they do not change it).
+    RESUMABLE = _HAR2_RESUMABLE_CHANGES
+
     def __init__(self, workdir, model, config_dict):
-        self.dir = os.path.join(workdir, HAR2_STATE_DIR)
+        self.dir = os.path.join(workdir, STATE_DIR)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         self.config = json.loads(json.dumps(config_dict))  # as stored (tuples -> lists)
 
@@ -179,7 +182,7 @@ class _Har2State:
             state = json.load(f)
         changed = sorted(
             k for k in set(state["config"]) | set(self.config)
-            if k not in _HAR2_RESUMABLE_CHANGES and state["config"].get(k) != self.config.get(k)
+            if k not in self.RESUMABLE and state["config"].get(k) != self.config.get(k)
         )
         if changed:
             diff = ", ".join(f"{k}={state['config'].get(k)!r}" for k in changed)
@@ -415,7 +418,6 @@ def run_har2(config, workdir, verbose=0):
 
 
 # ------------------------------------------------------------ CIFAR-10
-CIFAR10_STATE_DIR = "train_state"  # per-epoch checkpoints inside the run's workdir
 # Config fields that may differ when a run is resumed (they do not change the run).
 _CIFAR10_RESUMABLE_CHANGES = ("budget", "export_tflite", "threads", "verbose", "data_dir",
                               "tfds_data_dir", "cache_dir", "distribution")
@@ -424,24 +426,7 @@ _CIFAR10_RESUMABLE_CHANGES = ("budget", "export_tflite", "threads", "verbose", "
 class _Cifar10State(_Har2State):
     """HAR-2's per-epoch state files (`train_state/`) with CIFAR's resumable fields."""
 
-    def restore(self):
-        path = os.path.join(self.dir, "state.json")
-        if not os.path.exists(path):
-            return 0, [], {}
-        with open(path) as f:
-            state = json.load(f)
-        changed = sorted(
-            k for k in set(state["config"]) | set(self.config)
-            if k not in _CIFAR10_RESUMABLE_CHANGES
-            and state["config"].get(k) != self.config.get(k))
-        if changed:
-            diff = ", ".join(f"{k}={state['config'].get(k)!r}" for k in changed)
-            raise ValueError(
-                f"workdir {os.path.dirname(self.dir)!r} holds a run with a different config "
-                f"({diff}): use another workdir or the same settings")
-        self.checkpoint.restore(os.path.join(self.dir, state["prefix"])).assert_consumed()
-        logging.info("Resumed from %s after epoch %d", self.dir, state["epoch"])
-        return state["epoch"], state["history"], state.get("extra", {})
+    RESUMABLE = _CIFAR10_RESUMABLE_CHANGES
 
 
 def _strategy(distribution):

@@ -108,7 +108,7 @@ def test_run_har2_each_mode_and_resume(small_npz, tmp_path, monkeypatch):
     assert metrics["ranks"] == [8, 7] and metrics["masks_fixed_during_finetune"]
     assert metrics["nonzero_prunable_weights"] == 8 * 89 + 7 * 160 + 160
     assert metrics["best_test_accuracy"] == max(h["test_accuracy"] for h in metrics["history"])
-    assert not os.path.exists(os.path.join(workdir, train.HAR2_STATE_DIR))
+    assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
 
     unstructured = train.run_har2(
         _config(small_npz, mode="unstructured", ranks=(8, 7), pretrained=dense_dir),

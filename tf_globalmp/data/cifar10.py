@@ -138,54 +138,58 @@ def augment(image, seed):
     return tf.image.stateless_random_flip_left_right(crop, seed=seeds[1])
 
 
-def _source(config, split):
-    """A tf.data.Dataset of (uint8 image, int64 label) and its size."""
+def _arrays(config, split):
+    """(uint8 images [N, 32, 32, 3], int64 labels [N]) of one split, from either source."""
     if config.data_dir:
         data_dir = config.data_dir
         if os.path.isfile(data_dir):
             data_dir = unpack_archive(data_dir, config.cache_dir)
         elif not os.path.isdir(data_dir):
             raise ValueError(f"data_dir does not exist: {config.data_dir!r}")
-        images, labels = read_image_folder(data_dir, split, config.cache_dir)
-        return tf.data.Dataset.from_tensor_slices((images, labels)), len(labels)
+        return read_image_folder(data_dir, split, config.cache_dir)
     import tensorflow_datasets as tfds
 
-    ds, info = tfds.load("cifar10", split=split, as_supervised=True, with_info=True,
-                         data_dir=config.tfds_data_dir)
-    try:
-        size = info.splits[split].num_examples
-    except KeyError:  # no split metadata (e.g. tfds.testing.mock_data): count
-        size = int(ds.reduce(0, lambda count, _: count + 1))
-    return ds.cache(), size
+    ds = tfds.load("cifar10", split=split, as_supervised=True, data_dir=config.tfds_data_dir)
+    batches = [(x.numpy(), y.numpy()) for x, y in ds.batch(10_000)]
+    return (np.concatenate([b[0] for b in batches]).astype(np.uint8),
+            np.concatenate([b[1] for b in batches]).astype(np.int64))
 
 
-def make_dataset(source, training, batch_size, seed=0, num_classes=len(CLASSES)):
-    """Batches of (normalised float32 images, one-hot labels) from (uint8, label) pairs."""
+def make_dataset(images, labels, training, batch_size, seed=0, num_classes=len(CLASSES)):
+    """Batches of (normalised float32 images, one-hot labels) from uint8 arrays.
+
+    The pipeline shuffles indices, not images (a 50,000-image shuffle buffer costs
+    seconds to fill and free every epoch), and gathers each image from one tensor.
+    """
+    images = tf.convert_to_tensor(images, tf.uint8)
+    labels = tf.convert_to_tensor(labels, tf.int64)
+    indices = tf.data.Dataset.range(int(labels.shape[0]))
     if training:
-        source = source.shuffle(50_000, seed=seed, reshuffle_each_iteration=True)
+        indices = indices.shuffle(int(labels.shape[0]), seed=seed, reshuffle_each_iteration=True)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        source = tf.data.Dataset.zip((source, seeds)).map(
-            lambda pair, s: (augment(pair[0], s), pair[1]),
-            num_parallel_calls=tf.data.AUTOTUNE)
-    ds = source.batch(batch_size).map(
-        lambda x, y: (normalize(x), tf.one_hot(y, num_classes)),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        ds = tf.data.Dataset.zip((indices, seeds)).map(
+            lambda i, s: (augment(tf.gather(images, i), s), tf.gather(labels, i)),
+            num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    else:
+        ds = indices.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+    ds = ds.map(lambda x, y: (normalize(x), tf.one_hot(y, num_classes)),
+                num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def load(config):
     """(train, test, info) for a config with `data_dir`, `tfds_data_dir`, `cache_dir`,
     `batch_size`, `eval_batch_size`, `seed` and optional `max_train_examples`."""
-    train_source, n_train = _source(config, "train")
-    test_source, n_test = _source(config, "test")
+    x_train, y_train = _arrays(config, "train")
+    x_test, y_test = _arrays(config, "test")
     limit = getattr(config, "max_train_examples", None)
-    if limit:
+    if limit and limit < len(y_train):
         # A fixed, class-mixed subset (the folder source is ordered by class).
-        train_source = train_source.shuffle(n_train, seed=config.seed,
-                                            reshuffle_each_iteration=False).take(limit).cache()
-        n_train = min(n_train, limit)
-    train = make_dataset(train_source, True, config.batch_size, config.seed)
-    test = make_dataset(test_source, False, config.eval_batch_size)
+        keep = np.sort(np.random.default_rng(config.seed).permutation(len(y_train))[:limit])
+        x_train, y_train = x_train[keep], y_train[keep]
+    train = make_dataset(x_train, y_train, True, config.batch_size, config.seed)
+    test = make_dataset(x_test, y_test, False, config.eval_batch_size)
+    n_train, n_test = len(y_train), len(y_test)
     name = f"cifar10 (image folder {config.data_dir})" if config.data_dir else "cifar10 (tfds)"
     info = {"name": name, "train_examples": n_train, "test_examples": n_test,
             "input_shape": IMAGE_SHAPE, "num_classes": len(CLASSES), "classes": list(CLASSES)}
