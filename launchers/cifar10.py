@@ -42,14 +42,15 @@ for _name, _help in _FLOATS.items():
 for _name, _help in _INTS.items():
     flags.DEFINE_integer(_name, None, _help + " Default: preset / config.")
 for _name, _help in {"nesterov": "Nesterov momentum.", "mixed_bfloat16": "bfloat16 compute.",
-                     "export_tflite": "Also write model.tflite (sparse)."}.items():
+                     "export_tflite": "Also write model.tflite (sparse).",
+                     "deterministic": "Op determinism (bit-identical resume)."}.items():
     flags.DEFINE_boolean(_name, None, _help + " Default: preset / config.")
 flags.DEFINE_string("pretrained", None, "Dense run dir or .keras file (mode one_shot).")
 flags.DEFINE_string("data_dir", None, "Image folder or its .tar.gz; default: tfds cifar10.")
 flags.DEFINE_string("workdir", None, "Run directory (resumable).")
 flags.mark_flag_as_required("workdir")
 _FIELDS = list(_STR) + list(_FLOATS) + list(_INTS) + [
-    "nesterov", "mixed_bfloat16", "export_tflite", "pretrained", "data_dir"]
+    "nesterov", "mixed_bfloat16", "export_tflite", "deterministic", "pretrained", "data_dir"]
 
 
 def main(argv):

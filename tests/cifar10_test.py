@@ -144,9 +144,14 @@ def test_augmentation_is_a_reflect_padded_crop_maybe_flipped():
         again, cifar10.augment(tf.constant(image), tf.constant([3, 7], tf.int64)).numpy())
 
 
+def _epochs(train_ds, steps, count):
+    batches = [(x.numpy(), y.numpy()) for x, y in train_ds.take(steps * count)]
+    return [batches[i * steps:(i + 1) * steps] for i in range(count)]
+
+
 def test_train_pipeline_augments_and_reshuffles_each_epoch():
-    train_ds, _, _ = cifar10.load(_config())
-    epochs = [[(x.numpy(), y.numpy()) for x, y in train_ds] for _ in range(2)]
+    train_ds, _, info = cifar10.load(_config())
+    epochs = _epochs(train_ds, info["steps_per_epoch"], 2)
     for batches in epochs:
         x = np.concatenate([b[0] for b in batches])
         y = np.concatenate([b[1] for b in batches])
@@ -158,6 +163,17 @@ def test_train_pipeline_augments_and_reshuffles_each_epoch():
     # Augmented images are no longer the raw normalised ones.
     raw = cifar10.normalize(cifar10.read_image_folder(FIXTURE, "train", False)[0]).numpy()
     assert sum(any(np.array_equal(x, r) for r in raw) for x in a) < 25
+
+
+def test_train_stream_resumed_at_an_epoch_is_the_uninterrupted_stream():
+    full, _, info = cifar10.load(_config())
+    steps = info["steps_per_epoch"]
+    resumed = cifar10.load(_config(), initial_epoch=2)[0]
+    want = _epochs(full, steps, 3)[2]
+    got = _epochs(resumed, steps, 1)[0]
+    for (xa, ya), (xb, yb) in zip(want, got):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
 
 
 # ------------------------------------------------------------------ optim

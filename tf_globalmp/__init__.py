@@ -27,6 +27,7 @@ _PUBLIC = {
     "flops_report": "flops",
     "global_magnitude_masks": "masks",
     "layer_sparsities": "distributions",
+    "load_model": "export",
     "plot_layer_sparsity": "report",
     "prune_low_magnitude_global": "prune",
     "prune_scope": "prune",

@@ -258,6 +258,9 @@ class Cifar10Config:
     # Execution.
     mixed_bfloat16: bool = False  # bfloat16 compute, float32 variables and pruning math
     threads: int = 0  # TensorFlow intra- and inter-op threads; 0 = TensorFlow's default
+    # tf.config.experimental.enable_op_determinism(): bit-identical reruns and resumes
+    # (slower; needs a fresh process, as the launcher is).
+    deterministic: bool = False
     distribution: str = "none"  # none | mirrored
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     export_tflite: bool = False

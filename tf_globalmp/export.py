@@ -464,6 +464,9 @@ def load_model(path):
                 f"{path!r} is a directory without saved_model.pb, model.keras or model.h5"
             )
         path = found[0]
+    from tf_globalmp import models  # registers the package's custom layers
+
+    models.register_custom_layers()
     with prune.prune_scope():
         try:
             return keras.models.load_model(path, compile=False)

@@ -582,9 +582,11 @@ def run_cifar10(config, workdir):
     start = time.time()
     if config.threads:
         _set_threads(config.threads)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(config.seed)
     train_ds, test_ds, info = cifar10.load(config)
-    steps_per_epoch = -(-info["train_examples"] // config.batch_size)
+    steps_per_epoch = info["steps_per_epoch"]
     strategy = _strategy(config.distribution)
     with strategy.scope():
         model = _cifar10_model(config, info, steps_per_epoch)
@@ -592,6 +594,8 @@ def run_cifar10(config, workdir):
     os.makedirs(workdir, exist_ok=True)
     state = _Cifar10State(workdir, model, config_dict)
     done_epochs, history, extra = state.restore()
+    if done_epochs:  # continue the data stream exactly where the last epoch ended
+        train_ds = cifar10.load(config, initial_epoch=done_epochs)[0]
     if config.mode == "one_shot" and not done_epochs:
         extra = {"dense_test_accuracy": _accuracy(model, test_ds)}  # weights not yet masked
         result = controller.GlobalPruner(model).prune_to(config.sparsity, step=0)
@@ -605,7 +609,8 @@ def run_cifar10(config, workdir):
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
     if done_epochs < config.epochs:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
-                  validation_data=test_ds, callbacks=callbacks, verbose=config.verbose)
+                  steps_per_epoch=steps_per_epoch, validation_data=test_ds,
+                  callbacks=callbacks, verbose=config.verbose)
     final = _accuracy(model, test_ds)
     pruner = controller.GlobalPruner(model) if config.mode != "dense" else None
     layer_kept = pruner.layer_kept() if pruner else None

@@ -155,31 +155,46 @@ def _arrays(config, split):
             np.concatenate([b[1] for b in batches]).astype(np.int64))
 
 
-def make_dataset(images, labels, training, batch_size, seed=0, num_classes=len(CLASSES)):
+def make_dataset(images, labels, training, batch_size, seed=0, num_classes=len(CLASSES),
+                 initial_epoch=0):
     """Batches of (normalised float32 images, one-hot labels) from uint8 arrays.
 
-    The pipeline shuffles indices, not images (a 50,000-image shuffle buffer costs
-    seconds to fill and free every epoch), and gathers each image from one tensor.
+    Training data is endless (fit with `steps_per_epoch`) and a pure function of
+    (seed, epoch): epoch e's order is a stateless shuffle seeded by (seed, e) and each
+    image's crop/flip a stateless draw seeded by (seed, e * N + position), so a run
+    resumed at `initial_epoch` sees exactly the batches an uninterrupted run would.
+    The pipeline shuffles indices, not images (no 50,000-image shuffle buffer), and
+    gathers each image from one tensor. Evaluation data is one ordered pass.
     """
     images = tf.convert_to_tensor(images, tf.uint8)
     labels = tf.convert_to_tensor(labels, tf.int64)
-    indices = tf.data.Dataset.range(int(labels.shape[0]))
-    if training:
-        indices = indices.shuffle(int(labels.shape[0]), seed=seed, reshuffle_each_iteration=True)
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((indices, seeds)).map(
-            lambda i, s: (augment(tf.gather(images, i), s), tf.gather(labels, i)),
-            num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    n = int(labels.shape[0])
+    if not training:
+        ds = tf.data.Dataset.range(n).batch(batch_size).map(
+            lambda i: (tf.gather(images, i), tf.gather(labels, i)))
     else:
-        ds = indices.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))
+        def one_epoch(epoch):
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+            positions = tf.data.Dataset.range(n)
+            return tf.data.Dataset.zip((tf.data.Dataset.from_tensor_slices(order), positions)).map(
+                lambda i, k: (augment(tf.gather(images, i),
+                                      tf.stack([tf.constant(seed, tf.int64) + 1, epoch * n + k])),
+                              tf.gather(labels, i)),
+                num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+
+        ds = tf.data.Dataset.range(int(initial_epoch), 2**62).flat_map(one_epoch)
     ds = ds.map(lambda x, y: (normalize(x), tf.one_hot(y, num_classes)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load(config):
+def load(config, initial_epoch=0):
     """(train, test, info) for a config with `data_dir`, `tfds_data_dir`, `cache_dir`,
-    `batch_size`, `eval_batch_size`, `seed` and optional `max_train_examples`."""
+    `batch_size`, `eval_batch_size`, `seed` and optional `max_train_examples`.
+
+    `train` is endless, starting at `initial_epoch` (see `make_dataset`); one epoch is
+    `info["steps_per_epoch"]` batches."""
     x_train, y_train = _arrays(config, "train")
     x_test, y_test = _arrays(config, "test")
     limit = getattr(config, "max_train_examples", None)
@@ -187,10 +202,12 @@ def load(config):
         # A fixed, class-mixed subset (the folder source is ordered by class).
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(y_train))[:limit])
         x_train, y_train = x_train[keep], y_train[keep]
-    train = make_dataset(x_train, y_train, True, config.batch_size, config.seed)
+    train = make_dataset(x_train, y_train, True, config.batch_size, config.seed,
+                         initial_epoch=initial_epoch)
     test = make_dataset(x_test, y_test, False, config.eval_batch_size)
     n_train, n_test = len(y_train), len(y_test)
     name = f"cifar10 (image folder {config.data_dir})" if config.data_dir else "cifar10 (tfds)"
     info = {"name": name, "train_examples": n_train, "test_examples": n_test,
+            "steps_per_epoch": -(-n_train // config.batch_size),
             "input_shape": IMAGE_SHAPE, "num_classes": len(CLASSES), "classes": list(CLASSES)}
     return train, test, info
