@@ -20,7 +20,8 @@ def test_run_writes_exactly_pruned_model_and_metrics(tmp_path):
     config = configs.QuickstartConfig(epochs=1, finetune_epochs=1)
     workdir = str(tmp_path / "run")
     metrics, _ = train.run(config, workdir)
-    for name in ("model.keras", "config.json", "metrics.json", "sparsity.json"):
+    for name in ("model.keras", "config.json", "metrics.json", "sparsity.json",
+                 "layer_sparsity.png"):
         assert os.path.exists(os.path.join(workdir, name))
     with open(os.path.join(workdir, "metrics.json")) as f:
         saved = json.load(f)

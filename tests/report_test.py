@@ -52,3 +52,30 @@ def test_plot_layer_sparsity_rejects_reports_of_different_models(tmp_path):
         tf_globalmp.plot_layer_sparsity(_model(), str(tmp_path / "x.png"), compare=other)
     with pytest.raises(TypeError, match="model_or_report must be"):
         tf_globalmp.plot_layer_sparsity("model.keras", str(tmp_path / "x.png"))
+
+
+def test_report_with_flops_matches_flops_report_and_hand_counts():
+    # Dense 6->4 and 4->3 at batch 1: 24 and 12 multiply-adds.
+    wrapped = tf_globalmp.prune_low_magnitude_global(_model(), tf_globalmp.GlobalConstantSparsity(0.5))
+    tf_globalmp.GlobalPruner(wrapped).prune_to(0.5)
+    report = tf_globalmp.sparsity_report(wrapped, flops=True)
+    assert [r.macs for r in report.rows] == [24, 12] and report.total.macs == 36
+    remaining = sum(r.nonzero for r in report.rows)  # dense: one MAC per weight
+    assert report.flops_pruned == pytest.approx(1 - remaining / 36)
+    assert report.flops_pruned == pytest.approx(
+        tf_globalmp.flops.flops_report(wrapped).pruned_fraction)
+    assert "FLOPs pruned" in report.to_table()
+    assert json.loads(report.to_json())["layers"][0]["macs"] == 24
+
+
+def test_plot_of_a_nested_model_is_a_valid_png(tmp_path):
+    inner = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, name="inner_dense")],
+                             name="inner")
+    inputs = keras.Input((6,))
+    outer = keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(inputs)))
+    wrapped = tf_globalmp.prune_low_magnitude_global(outer, tf_globalmp.GlobalConstantSparsity(0.6))
+    tf_globalmp.GlobalPruner(wrapped).prune_to(0.6)
+    assert len(tf_globalmp.sparsity_report(wrapped).rows) == 2
+    path = tf_globalmp.plot_layer_sparsity(wrapped, str(tmp_path / "nested.png"), log_scale=False)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -16,19 +16,28 @@ class LayerRow:
     shape: tuple
     weights: int
     nonzero: int
+    macs: int | None = None  # dense multiply-adds (`sparsity_report(..., flops=True)`)
 
     @property
     def sparsity(self):
         return 1.0 - self.nonzero / self.weights if self.weights else 0.0
 
+    @property
+    def remaining_macs(self):
+        """Multiply-adds left at this density (None without FLOPs)."""
+        return None if self.macs is None else (1.0 - self.sparsity) * self.macs
+
     def to_dict(self):
-        return {
+        data = {
             "name": self.name,
             "shape": list(self.shape),
             "weights": self.weights,
             "nonzero": self.nonzero,
             "sparsity": self.sparsity,
         }
+        if self.macs is not None:
+            data.update(macs=self.macs, remaining_macs=self.remaining_macs)
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,23 +48,42 @@ class SparsityReport:
     total: LayerRow
 
     def to_dict(self):
-        return {"layers": [r.to_dict() for r in self.rows], "global": self.total.to_dict()}
+        data = {"layers": [r.to_dict() for r in self.rows], "global": self.total.to_dict()}
+        if self.flops_pruned is not None:
+            data["flops_pruned"] = self.flops_pruned
+        return data
 
     def to_json(self, indent=2):
         return json.dumps(self.to_dict(), indent=indent)
 
+    @property
+    def flops_pruned(self):
+        """The paper's "FLOPs pruned" of the prunable layers (None without FLOPs)."""
+        if self.total.macs is None or not self.total.macs:
+            return None
+        return 1.0 - sum(r.remaining_macs for r in self.rows) / self.total.macs
+
     def to_table(self):
         width = max([len(r.name) for r in self.rows] + [len("layer"), len(self.total.name)])
-        lines = [f"{'layer':<{width}}  {'shape':<20} {'weights':>10} {'nonzero':>10} {'sparsity':>9}"]
-        lines.append("-" * len(lines[0]))
+        flops = self.total.macs is not None
+        head = f"{'layer':<{width}}  {'shape':<20} {'weights':>10} {'nonzero':>10} {'sparsity':>9}"
+        if flops:
+            head += f" {'MACs':>14} {'remaining MACs':>15}"
+        lines = [head, "-" * len(head)]
         for r in self.rows + (self.total,):
             if r is self.total:
                 lines.append("-" * len(lines[0]))
+                remaining = sum(row.remaining_macs for row in self.rows) if flops else None
+            else:
+                remaining = r.remaining_macs
             shape = "x".join(str(d) for d in r.shape) if r.shape else "-"
-            lines.append(
-                f"{r.name:<{width}}  {shape:<20} {r.weights:>10d} {r.nonzero:>10d} "
-                f"{100 * r.sparsity:>8.2f}%"
-            )
+            line = (f"{r.name:<{width}}  {shape:<20} {r.weights:>10d} {r.nonzero:>10d} "
+                    f"{100 * r.sparsity:>8.2f}%")
+            if flops:
+                line += f" {r.macs:>14,d} {remaining:>15,.0f}"
+            lines.append(line)
+        if flops:
+            lines.append(f"FLOPs pruned (prunable layers): {100 * self.flops_pruned:.2f}%")
         return "\n".join(lines)
 
     def __str__(self):
@@ -96,20 +124,31 @@ def prunable_arrays(model):
     return [array for _, array in named_prunable_arrays(model)]
 
 
-def sparsity_report(model):
+def sparsity_report(model, flops=False):
     """Per-layer rows (name, shape, weights, nonzero, sparsity) and the global row.
 
     Wrapped models count the effective weights (weight * mask); stripped or plain
-    models count the prunable kernels as they are.
+    models count the prunable kernels as they are. With `flops=True` (functional or
+    Sequential models) every row also gets its dense multiply-adds and the remaining
+    ones (`tf_globalmp.flops` convention), and the report its "FLOPs pruned".
     """
     rows = [_row(name, array) for name, array in named_prunable_arrays(model)]
     if not rows:
         raise ValueError(f"model {model.name!r} has no prunable weight to report on")
+    if flops:
+        from tf_globalmp import flops as flops_lib  # flops imports this module's peers
+
+        macs = {}
+        for r in flops_lib.flops_report(model).rows:
+            if r.weights:  # shared layers: one row per call, summed
+                macs[r.name] = macs.get(r.name, 0) + r.macs
+        rows = [dataclasses.replace(r, macs=macs.get(r.name, 0)) for r in rows]
     total = LayerRow(
         name="global",
         shape=(),
         weights=sum(r.weights for r in rows),
         nonzero=sum(r.nonzero for r in rows),
+        macs=sum(r.macs for r in rows) if flops else None,
     )
     return SparsityReport(rows=tuple(rows), total=total)
 

@@ -44,9 +44,11 @@ def _accuracy(model, test):
     return float(model.evaluate(test, verbose=0)[1])
 
 
-def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False):
+def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False,
+                  plot_title=None):
     """Writes model + JSON files into `workdir` atomically (temp dir, then rename).
 
+    With `plot_title`, also `layer_sparsity.png` (remaining weights per layer).
     With `export_tflite`, also `model.tflite` (sparse float32, verified against the
     Keras model) and its report `model.tflite.json`; `metrics["tflite"]` gets the
     file's bytes and its ratio to the dense float32 file.
@@ -56,6 +58,9 @@ def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False
     tmp = tempfile.mkdtemp(prefix=".tmp_run_", dir=parent)
     try:
         model.save(os.path.join(tmp, "model.keras"))
+        if plot_title:
+            report.plot_layer_sparsity(model, os.path.join(tmp, "layer_sparsity.png"),
+                                       title=plot_title)
         if export_tflite:
             from tf_globalmp import export  # the converter loads only when asked
 
@@ -132,7 +137,8 @@ def run(config, workdir, verbose=0):
         "wall_time_s": round(time.time() - start, 2),
     }
     metrics = write_run_dir(workdir, stripped, dataclasses.asdict(config), metrics,
-                            layer_report.to_dict(), export_tflite=config.export_tflite)
+                            layer_report.to_dict(), export_tflite=config.export_tflite,
+                            plot_title=f"Quickstart CNN, global {100 * config.sparsity:g}%")
     return metrics, layer_report
 
 
@@ -653,12 +659,10 @@ def run_cifar10(config, workdir):
         "wall_time_s_this_attempt": round(time.time() - start, 2),
         "history": history,
     }
-    write_run_dir(workdir, stripped, config_dict, metrics, layer_report.to_dict())
+    write_run_dir(workdir, stripped, config_dict, metrics, layer_report.to_dict(),
+                  plot_title=(f"{config.model} {config.mode}, CIFAR-10 ({config.budget})"
+                              if config.mode != "dense" else None))
     _write_json_atomic(os.path.join(workdir, "flops.json"), flops_report.to_dict())
-    if config.mode != "dense":
-        report.plot_layer_sparsity(
-            layer_report, os.path.join(workdir, "layer_sparsity.png"),
-            title=f"{config.model} {config.mode}, CIFAR-10 ({config.budget})")
     if config.export_tflite:
         sample = next(iter(test_ds))[0].numpy()[:16]
         tflite = export.export_tflite(float32_copy(stripped),
