@@ -10,6 +10,8 @@ Re-running the same command resumes from the last finished epoch.
 
 import tf_globalmp  # noqa: F401  (selects tf-keras before TensorFlow loads)
 
+import sys
+
 from absl import app
 from absl import flags
 
@@ -51,18 +53,19 @@ def main(argv):
         raise app.UsageError(f"--ranks must be two ints like 9,8, got {_RANKS.value}")
     lr = _LR.value
     preset_lr = configs.HAR2_PRESETS.get(_PRESET.value, {}).get("learning_rate")
-    config = configs.har2_config(
-        _PRESET.value, mode=_MODE.value, ranks=ranks, structured_scope=_SCOPE.value,
-        sparsity=_SPARSITY.value, epochs=_EPOCHS.value, batch_size=_BATCH.value,
-        learning_rate=lr, budget=_BUDGET.value, validation_fraction=_VAL.value,
-        data_dir=_DATA.value, pretrained=_PRETRAINED.value, seed=_SEED.value,
-        export_tflite=_EXPORT.value, threads=_THREADS.value, unroll=_UNROLL.value,
-        clipnorm=_CLIP.value or None,
-        paper_learning_rate=preset_lr if lr is not None and lr != preset_lr else None,
-        learning_rate_note=_LR_NOTE.value,
-    )
-    if _CLIP.value == 0:
-        config.clipnorm = None
+    try:
+        config = configs.har2_config(
+            _PRESET.value, mode=_MODE.value, ranks=ranks, structured_scope=_SCOPE.value,
+            sparsity=_SPARSITY.value, epochs=_EPOCHS.value, batch_size=_BATCH.value,
+            learning_rate=lr, budget=_BUDGET.value, validation_fraction=_VAL.value,
+            data_dir=_DATA.value, pretrained=_PRETRAINED.value, seed=_SEED.value,
+            export_tflite=_EXPORT.value, threads=_THREADS.value, unroll=_UNROLL.value,
+            clipnorm=_CLIP.value or None,
+            paper_learning_rate=preset_lr if lr is not None and lr != preset_lr else None,
+            learning_rate_note=_LR_NOTE.value,
+        )
+    except ValueError as e:  # one line naming the flag, before any work
+        sys.exit(f"--{str(e).split()[0]}: {e}")
     metrics = train.run_har2(config, _WORKDIR.value, verbose=2)
     print(f"\nHAR-2 FastGRNN ({config.mode}, preset {config.preset}, budget {config.budget}): "
           f"best test {100 * metrics['best_test_accuracy']:.2f}% (epoch "
