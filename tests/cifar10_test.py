@@ -247,21 +247,21 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
     workdir = str(tmp_path / "resume")
     config = _config(mode="gradual", sparsity=0.5, epochs=2, pruning_begin=0.0,
                      pruning_end=0.5)
-    original = train._Cifar10Epochs.on_epoch_end
+    original = train._EpochLog.on_epoch_end
 
     def stop_after_first(self, epoch, logs=None):
         original(self, epoch, logs)
         raise _Stop
 
-    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", stop_after_first)
+    monkeypatch.setattr(train._EpochLog, "on_epoch_end", stop_after_first)
     with pytest.raises(_Stop):
         train.run_cifar10(config, workdir)
-    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", original)
+    monkeypatch.setattr(train._EpochLog, "on_epoch_end", original)
     with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
         saved = json.load(f)
     assert saved["epoch"] == 1
     begun = []
-    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_begin",
+    monkeypatch.setattr(train._EpochLog, "on_epoch_begin",
                         lambda self, epoch, logs=None: begun.append(epoch))
     metrics = train.run_cifar10(config, workdir)
     assert begun == [1]  # only the second epoch ran
@@ -285,7 +285,7 @@ def test_resuming_with_another_config_is_refused(tmp_path, monkeypatch):
         self.state.save(epoch + 1, [], {})
         raise _Stop
 
-    monkeypatch.setattr(train._Cifar10Epochs, "on_epoch_end", stop)
+    monkeypatch.setattr(train._EpochLog, "on_epoch_end", stop)
     with pytest.raises(_Stop):
         train.run_cifar10(_config(epochs=2), workdir)
     with pytest.raises(ValueError, match="different config.*learning_rate"):

@@ -531,13 +531,24 @@ def _cifar10_compile(model, config, steps_per_epoch):
     model.optimizer.build(model.trainable_variables)
 
 
-class _Cifar10Epochs(keras.callbacks.Callback):
-    """Per epoch: test accuracy, sparsity, learning rate, speed; checkpoints the state."""
+def _mask_sparsity(model):
+    wrappers = prune.collect_wrappers(model)
+    kept = sum(int(np.count_nonzero(m.numpy())) for w in wrappers for _, m, _ in w.pruning_vars)
+    total = sum(int(np.prod(m.shape)) for w in wrappers for _, m, _ in w.pruning_vars)
+    return 1.0 - kept / total if total else 0.0
 
-    def __init__(self, state, history, extra, train_examples):
+
+class _EpochLog(keras.callbacks.Callback):
+    """Per epoch: the given Keras logs, sparsity, learning rate, images/s; then
+    checkpoints the state (CIFAR-10 and ImageNet).
+
+    `keys` maps history names to Keras log names, e.g. {"test_accuracy": "val_accuracy"}.
+    """
+
+    def __init__(self, state, history, extra, images_per_epoch, keys):
         super().__init__()
         self.state, self.history, self.extra = state, history, extra
-        self.train_examples = train_examples
+        self.images_per_epoch, self.keys = images_per_epoch, dict(keys)
         self._start = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -546,25 +557,19 @@ class _Cifar10Epochs(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         seconds = time.time() - self._start
-        wrappers = prune.collect_wrappers(self.model)
-        kept = sum(int(np.count_nonzero(m.numpy())) for w in wrappers for _, m, _ in w.pruning_vars)
-        total = sum(int(np.prod(m.shape)) for w in wrappers for _, m, _ in w.pruning_vars)
-        optimizer = self.model.optimizer
-        entry = {
-            "epoch": epoch + 1,
-            "loss": float(logs.get("loss", float("nan"))),
-            "train_accuracy": float(logs.get("accuracy", float("nan"))),
-            "test_accuracy": float(logs.get("val_accuracy", float("nan"))),
-            "sparsity": 1.0 - kept / total if total else 0.0,
-            "learning_rate": float(optimizer.learning_rate.numpy()),
-            "seconds": round(seconds, 2),
-            "train_images_per_s": round(self.train_examples / seconds, 1),
-        }
+        entry = {"epoch": epoch + 1, "loss": float(logs.get("loss", float("nan")))}
+        entry.update({name: float(logs.get(key, float("nan")))
+                      for name, key in self.keys.items()})
+        entry.update(
+            sparsity=_mask_sparsity(self.model),
+            learning_rate=float(self.model.optimizer.learning_rate.numpy()),
+            seconds=round(seconds, 2),
+            train_images_per_s=round(self.images_per_epoch / seconds, 1),
+        )
         self.history.append(entry)
         self.state.save(epoch + 1, self.history, self.extra)
-        logging.info("epoch %d: loss %.4f, train %.4f, test %.4f, sparsity %.4f (%.0f s)",
-                     entry["epoch"], entry["loss"], entry["train_accuracy"],
-                     entry["test_accuracy"], entry["sparsity"], seconds)
+        logging.info("epoch %d: %s (%.0f s)", entry["epoch"], ", ".join(
+            f"{k} {entry[k]:.4f}" for k in ["loss", *self.keys, "sparsity"]), seconds)
 
 
 def run_cifar10(config, workdir):
@@ -610,7 +615,8 @@ def run_cifar10(config, workdir):
         logging.info("One-shot Global MP to %.4f: test accuracy %.4f -> %.4f before "
                      "fine-tuning", result.achieved_sparsity, extra["dense_test_accuracy"],
                      extra["one_shot_test_accuracy"])
-    callbacks = [_Cifar10Epochs(state, history, extra, info["train_examples"])]
+    callbacks = [_EpochLog(state, history, extra, info["train_examples"],
+                           {"train_accuracy": "accuracy", "test_accuracy": "val_accuracy"})]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
     if done_epochs < config.epochs:
@@ -744,13 +750,6 @@ def _imagenet_compile(model, config, steps_per_epoch):
     model.optimizer.build(model.trainable_variables)
 
 
-def _mask_sparsity(model):
-    wrappers = prune.collect_wrappers(model)
-    kept = sum(int(np.count_nonzero(m.numpy())) for w in wrappers for _, m, _ in w.pruning_vars)
-    total = sum(int(np.prod(m.shape)) for w in wrappers for _, m, _ in w.pruning_vars)
-    return 1.0 - kept / total if total else 0.0
-
-
 def replicas_hold_identical_masks(model, strategy):
     """True if every local replica holds the same value of every pruning mask."""
     for wrapper in prune.collect_wrappers(model):
@@ -770,39 +769,6 @@ def mask_digest(model):
         for _, mask, _ in wrapper.pruning_vars:
             digest.update(np.packbits(mask.numpy().ravel() > 0).tobytes())
     return digest.hexdigest()
-
-
-class _ImagenetEpochs(keras.callbacks.Callback):
-    """Per epoch: top-1/top-5, sparsity, learning rate, images/s; checkpoints the state."""
-
-    def __init__(self, state, history, extra, images_per_epoch):
-        super().__init__()
-        self.state, self.history, self.extra = state, history, extra
-        self.images_per_epoch = images_per_epoch
-        self._start = time.time()
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        seconds = time.time() - self._start
-        entry = {
-            "epoch": epoch + 1,
-            "loss": float(logs.get("loss", float("nan"))),
-            "train_top1": float(logs.get("top1", float("nan"))),
-            "test_top1": float(logs.get("val_top1", float("nan"))),
-            "test_top5": float(logs.get("val_top5", float("nan"))),
-            "sparsity": _mask_sparsity(self.model),
-            "learning_rate": float(self.model.optimizer.learning_rate.numpy()),
-            "seconds": round(seconds, 2),
-            "train_images_per_s": round(self.images_per_epoch / seconds, 1),
-        }
-        self.history.append(entry)
-        self.state.save(epoch + 1, self.history, self.extra)
-        logging.info("epoch %d: loss %.4f, test top-1 %.4f, top-5 %.4f, sparsity %.4f (%.0f s)",
-                     entry["epoch"], entry["loss"], entry["test_top1"], entry["test_top5"],
-                     entry["sparsity"], seconds)
 
 
 def plot_history(path, history, title):
@@ -897,7 +863,9 @@ def run_imagenet(config, workdir):
                  "layer_kept_after_pruning": list(result.layer_kept)}
         logging.info("One-shot Global MP to %.4f: top-1 %.4f -> %.4f before fine-tuning",
                      result.achieved_sparsity, before["top1"], after["top1"])
-    callbacks = [_ImagenetEpochs(state, history, extra, steps * config.batch_size)]
+    callbacks = [_EpochLog(state, history, extra, steps * config.batch_size,
+                           {"train_top1": "top1", "test_top1": "val_top1",
+                            "test_top5": "val_top5"})]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
     if done_epochs < config.epochs:
