@@ -9,6 +9,22 @@ def _check_exists(name, path):
     if path and path != "imagenet" and not os.path.exists(path):
         raise ValueError(f"{name} does not exist: {path!r}")
 
+def _check_training_fractions(config, names):
+    """The [0, 1) fields `names`, the gradual ramp and MT of a CIFAR/ImageNet config."""
+    for name in names:
+        value = getattr(config, name)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {value}")
+    if config.mode == "gradual" and config.initial_sparsity > config.sparsity:
+        raise ValueError(f"initial_sparsity must be <= sparsity ({config.sparsity}), "
+                         f"got {config.initial_sparsity}")
+    if not 0.0 <= config.pruning_begin < config.pruning_end <= 1.0:
+        raise ValueError("pruning_begin must be in [0, pruning_end) and pruning_end <= 1, got "
+                         f"pruning_begin={config.pruning_begin}, pruning_end={config.pruning_end}")
+    fraction = config.min_weights_fraction
+    if fraction is not None and not 0.0 <= fraction < 1.0:
+        raise ValueError(f"min_weights_fraction must be in [0, 1), got {fraction}")
+
 
 @dataclasses.dataclass
 class QuickstartConfig:
@@ -281,19 +297,8 @@ class Cifar10Config:
             raise ValueError("pretrained must be a dense run directory or .keras file for "
                              "mode 'one_shot' (it prunes a trained model), got None")
         _check_exists("pretrained", self.pretrained)
-        for name in ("sparsity", "initial_sparsity", "dropout", "label_smoothing", "momentum"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if self.mode == "gradual" and self.initial_sparsity > self.sparsity:
-            raise ValueError(f"initial_sparsity must be <= sparsity ({self.sparsity}), "
-                             f"got {self.initial_sparsity}")
-        if not 0.0 <= self.pruning_begin < self.pruning_end <= 1.0:
-            raise ValueError("pruning_begin must be in [0, pruning_end) and pruning_end <= 1, got "
-                             f"pruning_begin={self.pruning_begin}, pruning_end={self.pruning_end}")
-        if self.min_weights_fraction is not None and not 0.0 <= self.min_weights_fraction < 1.0:
-            raise ValueError(
-                f"min_weights_fraction must be in [0, 1), got {self.min_weights_fraction}")
+        _check_training_fractions(
+            self, ("sparsity", "initial_sparsity", "dropout", "label_smoothing", "momentum"))
         if self.min_weights < 0:
             raise ValueError(f"min_weights must be >= 0, got {self.min_weights}")
         if self.redistribution not in ("global", "proportional"):
@@ -482,19 +487,8 @@ class ImagenetConfig:
         if not self.fake_data and not self.data_dir:
             raise ValueError("data_dir is needed (ImageNet TFRecords or tfds manual dir) "
                              "unless fake_data is set, got None")
-        for name in ("sparsity", "initial_sparsity", "label_smoothing", "momentum"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {value}")
-        if self.mode == "gradual" and self.initial_sparsity > self.sparsity:
-            raise ValueError(f"initial_sparsity must be <= sparsity ({self.sparsity}), "
-                             f"got {self.initial_sparsity}")
-        if not 0.0 <= self.pruning_begin < self.pruning_end <= 1.0:
-            raise ValueError("need 0 <= pruning_begin < pruning_end <= 1, got "
-                             f"pruning_begin={self.pruning_begin}, pruning_end={self.pruning_end}")
-        if self.min_weights_fraction is not None and not 0.0 <= self.min_weights_fraction < 1.0:
-            raise ValueError(
-                f"min_weights_fraction must be in [0, 1), got {self.min_weights_fraction}")
+        _check_training_fractions(
+            self, ("sparsity", "initial_sparsity", "label_smoothing", "momentum"))
         for name in ("epochs", "batch_size", "eval_batch_size", "image_size", "steps_per_epoch",
                      "eval_steps", "threads", "pruning_frequency", "lr_step_every", "seed",
                      "min_weights", "train_examples", "eval_examples", "shuffle_buffer"):
