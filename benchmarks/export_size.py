@@ -93,23 +93,9 @@ def _pruned_model(name, sparsity, seed=0):
     return wrapped
 
 
-def _metadata_bytes(path):
-    """Per-channel quantization parameters (float32 scale + int64 zero point) and
-    tensor names, in bytes."""
-    from ai_edge_litert import schema_py_generated as schema
-
+def _metadata_of(path):
     with open(path, "rb") as f:
-        model = schema.Model.GetRootAsModel(f.read(), 0)
-    quant = names = 0
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for t in range(graph.TensorsLength()):
-            tensor = graph.Tensors(t)
-            names += len(tensor.Name() or b"")
-            q = tensor.Quantization()
-            if q is not None:
-                quant += 4 * q.ScaleLength() + 8 * q.ZeroPointLength()
-    return quant, names
+        return export.metadata_bytes(f.read())
 
 
 def _runner(path, builtin):
@@ -186,7 +172,7 @@ def _model_section(name, sparsities, repeats):
     for sparsity, dense, sparse, dynamic in rows:
         for label, r in (("dense float32", dense), ("sparse float32", sparse),
                          ("int8 (dynamic) + sparse", dynamic)):
-            quant, names = _metadata_bytes(r.path)
+            quant, names = _metadata_of(r.path)
             lines.append(
                 f"| {100 * sparsity:g}% | {label} | {r.bytes:,} | {r.bytes / dense.bytes:.3f}x "
                 f"| {r.gzip_bytes:,} | {r.gzip_bytes / dense.gzip_bytes:.3f}x "

@@ -208,22 +208,9 @@ def test_mobilenet_depthwise_convolutions_are_pruned_exported_and_verified(mobil
     assert report.max_rel_diff <= 1e-5
 
 
-def _metadata_bytes(path):
-    """(per-channel quantization parameter bytes, tensor name bytes) of a .tflite."""
-    from ai_edge_litert import schema_py_generated as schema
-
+def _metadata_of(path):
     with open(path, "rb") as f:
-        model = schema.Model.GetRootAsModel(f.read(), 0)
-    quant = names = 0
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for t in range(graph.TensorsLength()):
-            tensor = graph.Tensors(t)
-            names += len(tensor.Name() or b"")
-            q = tensor.Quantization()
-            if q is not None:
-                quant += 4 * q.ScaleLength() + 8 * q.ZeroPointLength()
-    return quant, names
+        return export.metadata_bytes(f.read())
 
 
 @pytest.mark.xfail(
@@ -242,7 +229,7 @@ def test_mobilenet_dynamic_int8_sparse_weights_are_under_a_tenth(mobilenet):
     """Why the xfail above fails: without the per-channel quantization parameters
     and the tensor names, the file (int8 values, CSR indices, graph) is < 0.10x."""
     report = mobilenet["dynamic"]
-    quant, names = _metadata_bytes(report.path)
+    quant, names = _metadata_of(report.path)
     assert report.bytes - quant - names <= 0.10 * report.dense_bytes
     assert report.bytes <= 0.20 * report.dense_bytes
     assert report.rtol is None and report.max_rel_diff < 0.2

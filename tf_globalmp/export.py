@@ -175,6 +175,24 @@ def count_sparse_tensors(content):
     return count
 
 
+def metadata_bytes(content):
+    """(quantization parameter bytes, tensor name bytes) of a `.tflite` flatbuffer:
+    float32 scales + int64 zero points (per channel for int8 kernels) and names."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(content, 0)
+    quant = names = 0
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            names += len(tensor.Name() or b"")
+            q = tensor.Quantization()
+            if q is not None:
+                quant += 4 * q.ScaleLength() + 8 * q.ZeroPointLength()
+    return quant, names
+
+
 def max_diff(reference, candidate):
     """(max abs diff, max abs diff / max |reference|) over lists of arrays."""
     abs_diff = max(
