@@ -21,6 +21,7 @@ _PUBLIC = {
     "GlobalConstantSparsity": "schedules",
     "GlobalPolynomialDecay": "schedules",
     "GlobalPruner": "controller",
+    "RankMaskRule": "structured",
     "UpdateGlobalPruningStep": "controller",
     "UpdateResult": "masks",
     "export_tflite": "export",
