@@ -62,8 +62,6 @@ def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False
             report.plot_layer_sparsity(model, os.path.join(tmp, "layer_sparsity.png"),
                                        title=plot_title)
         if export_tflite:
-            from tf_globalmp import export  # the converter loads only when asked
-
             exported = export.export_tflite(model, os.path.join(tmp, "model.tflite"))
             metrics = dict(metrics, tflite={
                 "file": "model.tflite", "bytes": exported.bytes,
