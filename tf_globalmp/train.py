@@ -279,7 +279,25 @@ def factor_ranks(model):
             for a, b in ((cell.W1, cell.W2), (cell.U1, cell.U2))]
 
 
-def _har2_finished(workdir, config_dict):
+def _begin_run(config, workdir):
+    """Validates `config`; returns (its dict, the metrics of the finished run already
+    in `workdir` or None). Without a finished run it also sets the process up:
+    TensorFlow threads, op determinism (where the config has it) and the seed."""
+    config.validate()
+    config_dict = dataclasses.asdict(config)
+    done = _finished_metrics(workdir, config_dict)
+    if done is not None:
+        logging.info("%s already holds the finished run; nothing to do", workdir)
+        return config_dict, done
+    if config.threads:
+        _set_threads(config.threads)
+    if getattr(config, "deterministic", False):
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(config.seed)
+    return config_dict, None
+
+
+def _finished_metrics(workdir, config_dict):
     path = os.path.join(workdir, "metrics.json")
     if not os.path.exists(path):
         return None
@@ -319,19 +337,14 @@ def run_har2(config, workdir, verbose=0):
 
     Returns the metrics dict.
     """
-    config.validate()
-    config_dict = dataclasses.asdict(config)
-    done = _har2_finished(workdir, config_dict)
+    config_dict, done = _begin_run(config, workdir)
     if done is not None:
-        logging.info("%s already holds the finished run", workdir)
         if config.export_tflite and not os.path.exists(os.path.join(workdir, "model.tflite")):
             sample = har.har2_arrays(config.data_dir, config.validation_fraction,
                                      config.seed)["x_test"][:1]
             _export_har2(workdir, export.load_model(workdir), sample, done)
         return done
     start = time.time()
-    _set_threads(config.threads)
-    keras.utils.set_random_seed(config.seed)
     train_ds, test_ds, info = har.load(config)
     steps_per_epoch = -(-info["train_examples"] // config.batch_size)
     rule, target_sparsity, dense_metrics = None, 0.0, {}
@@ -582,18 +595,10 @@ def run_cifar10(config, workdir):
 
     Returns the metrics dict.
     """
-    config.validate()
-    config_dict = dataclasses.asdict(config)
-    done = _har2_finished(workdir, config_dict)
+    config_dict, done = _begin_run(config, workdir)
     if done is not None:
-        logging.info("%s already holds the finished run; nothing to do", workdir)
         return done
     start = time.time()
-    if config.threads:
-        _set_threads(config.threads)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(config.seed)
     train_ds, test_ds, info = cifar10.load(config)
     steps_per_epoch = info["steps_per_epoch"]
     strategy = _strategy(config.distribution)
@@ -826,16 +831,10 @@ def run_imagenet(config, workdir):
 
     Returns the metrics dict.
     """
-    config.validate()
-    config_dict = dataclasses.asdict(config)
-    done = _har2_finished(workdir, config_dict)
+    config_dict, done = _begin_run(config, workdir)
     if done is not None:
-        logging.info("%s already holds the finished run; nothing to do", workdir)
         return done
     start = time.time()
-    if config.threads:
-        _set_threads(config.threads)
-    keras.utils.set_random_seed(config.seed)
     strategy = imagenet_strategy(config.distribution)
     chief = _is_chief(strategy)
     train_ds, test_ds, info = imagenet_data.load(config, strategy)

@@ -97,9 +97,7 @@ def test_masks_are_fixed_between_updates_and_monotone(run):
 
 
 def test_pruned_weights_are_exactly_zero_after_every_step(run):
-    for record in run["records"]:
-        for weight, mask in zip(record["weights"], record["masks"]):
-            assert np.all(weight[mask == 0] == 0.0), record["step"]
+    helpers.assert_pruned_weights_zero(run["records"])
 
 
 def test_final_sparsity_is_exact(run):

@@ -90,9 +90,7 @@ def test_pruned_weights_never_come_back(run):
 
 
 def test_pruned_weights_are_exactly_zero_at_every_batch_end(run):
-    for record in run["after"].records:
-        for weight, mask in zip(record["weights"], record["masks"]):
-            assert np.all(weight[mask == 0] == 0.0), record["step"]
+    helpers.assert_pruned_weights_zero(run["after"].records)
 
 
 def test_final_sparsity_is_exact(run):

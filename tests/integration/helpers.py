@@ -99,6 +99,13 @@ def pruning_steps(model):
     return [int(w.pruning_step.numpy()) for w in wrappers(model)]
 
 
+def assert_pruned_weights_zero(records):
+    """Every recorded weight whose mask is 0 is exactly 0 (records of `AfterBatch`)."""
+    for record in records:
+        for weight, mask in zip(record["weights"], record["masks"]):
+            assert np.all(weight[mask == 0] == 0.0), record["step"]
+
+
 def kept(mask_list):
     return int(sum(int(np.count_nonzero(m)) for m in mask_list))
 

@@ -114,9 +114,7 @@ def test_fit_reaches_the_exact_global_sparsity(run):
     assert helpers.kept(run["masks"]) == run["n_keep"]
     result = run["pruning"].pruner.last_result
     assert (result.step, result.kept, result.total) == (3, run["n_keep"], sum(run["sizes"]))
-    for record in run["after"].records:
-        for weight, mask in zip(record["weights"], record["masks"]):
-            assert np.all(weight[mask == 0] == 0.0)
+    helpers.assert_pruned_weights_zero(run["after"].records)
 
 
 @pytest.mark.parametrize("run", ["shared"], indirect=True)

@@ -80,9 +80,7 @@ def test_later_due_steps_leave_the_mask_unchanged(run):
 
 
 def test_pruned_weights_are_exactly_zero_at_every_batch_end(run):
-    for record in run["after"].records:
-        for weight, mask in zip(record["weights"], record["masks"]):
-            assert np.all(weight[mask == 0] == 0.0), record["step"]
+    helpers.assert_pruned_weights_zero(run["after"].records)
 
 
 def test_final_model_reports_the_exact_sparsity(run):

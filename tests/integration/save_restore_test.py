@@ -94,26 +94,25 @@ def uninterrupted(digits):
     return out
 
 
-@pytest.fixture(scope="module", params=FORMATS)
-def resumed_one_shot(request, digits, tmp_path_factory):
-    model = _new_model(_one_shot())
+def _resumed(schedule_fn, fmt, digits, tmp_dir):
+    """Train 1 epoch, save in `fmt`, restore, train 2 more: the states along the way."""
+    model = _new_model(schedule_fn())
     _fit(model, digits, epochs=1)
     saved = _state(model)
-    restored = _save_and_restore(model, request.param, tmp_path_factory.mktemp("one_shot"), _one_shot)
+    restored = _save_and_restore(model, fmt, tmp_dir, schedule_fn)
     loaded = _state(restored)
     after = _fit(restored, digits, epochs=2)
-    return dict(format=request.param, saved=saved, loaded=loaded, after=after, model=restored)
+    return dict(format=fmt, saved=saved, loaded=loaded, after=after, model=restored)
+
+
+@pytest.fixture(scope="module", params=FORMATS)
+def resumed_one_shot(request, digits, tmp_path_factory):
+    return _resumed(_one_shot, request.param, digits, tmp_path_factory.mktemp("one_shot"))
 
 
 @pytest.fixture(scope="module", params=FORMATS)
 def resumed_gradual(request, digits, tmp_path_factory):
-    model = _new_model(_gradual())
-    _fit(model, digits, epochs=1)
-    saved = _state(model)
-    restored = _save_and_restore(model, request.param, tmp_path_factory.mktemp("gradual"), _gradual)
-    loaded = _state(restored)
-    after = _fit(restored, digits, epochs=2)
-    return dict(format=request.param, saved=saved, loaded=loaded, after=after, model=restored)
+    return _resumed(_gradual, request.param, digits, tmp_path_factory.mktemp("gradual"))
 
 
 def test_one_shot_restore_brings_back_masks_weights_and_steps(resumed_one_shot):
@@ -131,8 +130,7 @@ def test_one_shot_mask_is_kept_not_recomputed_after_restore(resumed_one_shot):
     assert [r["step"] for r in records] == list(range(9, 25))  # step count continued
     for record in records:
         helpers.assert_same_arrays(record["masks"], restored_masks, f"step {record['step']}")
-        for weight, mask in zip(record["weights"], record["masks"]):
-            assert np.all(weight[mask == 0] == 0.0)
+    helpers.assert_pruned_weights_zero(records)
     results = _results_since(resumed_one_shot["after"], STEPS_PER_EPOCH)
     assert [r.step for r in results] == [9, 13, 17, 21]
     assert all(r.unchanged for r in resumed_one_shot["after"].results())
