@@ -23,10 +23,22 @@ def _pct(value):
     return "-" if value is None else f"{100 * value:.2f}"
 
 
+def _pruning(metrics):
+    """Who chose the mask: Global MP (one threshold), tfmot's per-layer pruning, ..."""
+    if metrics["mode"] == "dense":
+        return "-"
+    method = metrics.get("layer_distribution") or "global"
+    mt = metrics.get("min_weights_per_layer") or 0
+    names = {"global": "Global MP" + (f" + MT {mt}" if mt else ""),
+             "tfmot": "tfmot prune_low_magnitude (per layer)"}
+    return names.get(method, f"{method} (per-layer baseline)")
+
+
 def table(run_dirs):
-    lines = ["| run | model | mode | budget | sparsity % | FLOPs pruned % | best top-1 % (epoch) "
-             "| final top-1 % | one-shot, before fine-tune % | train img/s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | model | mode | pruning | budget | sparsity % | FLOPs pruned % "
+             "| best top-1 % (epoch) | final top-1 % | one-shot, before fine-tune % "
+             "| train img/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run_dir in sorted(run_dirs):
         path = os.path.join(run_dir, "metrics.json")
         if not os.path.exists(path):
@@ -34,7 +46,8 @@ def table(run_dirs):
         with open(path) as f:
             m = json.load(f)
         lines.append(
-            f"| `{os.path.basename(run_dir)}` | {m['model']} | {m['mode']} | {m['budget']} "
+            f"| `{os.path.basename(run_dir)}` | {m['model']} | {m['mode']} | {_pruning(m)} "
+            f"| {m['budget']} "
             f"| {_pct(m['achieved_sparsity'])} | {_pct(m.get('flops_pruned'))} "
             f"| {_pct(m['best_test_accuracy'])} "
             f"({m['best_epoch']}) | {_pct(m['final_test_accuracy'])} "

@@ -23,7 +23,10 @@ _STR = {"model": (sorted(models.CIFAR_MODELS), "Architecture."),
         "mode": (list(configs.CIFAR10_MODES), "dense | one_shot | gradual."),
         "redistribution": (["global", "proportional"], "How MT's cost is shared."),
         "lr_schedule": (["cosine", "step", "constant"], "Learning-rate decay."),
-        "distribution": (["none", "mirrored"], "tf.distribute strategy.")}
+        "distribution": (["none", "mirrored"], "tf.distribute strategy."),
+        "layer_distribution": (list(configs.CIFAR10_LAYER_DISTRIBUTIONS), "global: Global MP; "
+                               "uniform/erk/lamp/random: baselines; tfmot: tfmot's own "
+                               "prune_low_magnitude.")}
 for _name, (_values, _help) in _STR.items():
     flags.DEFINE_enum(_name, None, _values, _help + " Default: preset / config.")
 _FLOATS = {"sparsity": "Target global sparsity.", "min_weights_fraction": "MT as a fraction "
@@ -36,7 +39,8 @@ _INTS = {"min_weights": "MT: weights kept per layer.", "epochs": "Training epoch
          "batch_size": "Batch size.", "max_train_examples": "Training subset size.",
          "pruning_frequency": "Gradual: steps between updates (0: per epoch).",
          "threads": "TF intra/inter-op threads (0: default).", "seed": "Random seed.",
-         "verbose": "0 silent, 1 progress bar, 2 line per epoch."}
+         "verbose": "0 silent, 1 progress bar, 2 line per epoch.",
+         "checkpoint_every_steps": "Also checkpoint every N steps (0: epoch ends only)."}
 for _name, _help in _FLOATS.items():
     flags.DEFINE_float(_name, None, _help + " Default: preset / config.")
 for _name, _help in _INTS.items():

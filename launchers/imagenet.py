@@ -46,6 +46,7 @@ _CPUS = F.DEFINE_integer("logical_cpus", 0, "Split the CPU into N devices (testi
 _EXPORT = F.DEFINE_bool("export_tflite", None, "Also write model.tflite.")
 _SEED = F.DEFINE_integer("seed", None, "Random seed.")
 _VERBOSE = F.DEFINE_integer("verbose", None, "Keras progress: 0, 1 or 2.")
+_CKPT = F.DEFINE_integer("checkpoint_every_steps", None, "Also checkpoint every N steps.")
 
 
 def main(argv):
@@ -65,7 +66,7 @@ def main(argv):
             steps_per_epoch=_STEPS.value, eval_steps=_EVAL_STEPS.value, batch_size=_BATCH.value,
             eval_batch_size=_BATCH.value, learning_rate=_LR.value, image_size=_SIZE.value,
             precision=_PRECISION.value, distribution=_DIST.value, export_tflite=_EXPORT.value,
-            seed=_SEED.value, verbose=_VERBOSE.value)
+            seed=_SEED.value, verbose=_VERBOSE.value, checkpoint_every_steps=_CKPT.value)
     except ValueError as e:  # one line naming the flag, before any work
         sys.exit(f"--{str(e).split()[0]}: {e}")
     metrics = train.run_imagenet(config, _WORKDIR.value)

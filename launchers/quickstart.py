@@ -54,7 +54,7 @@ def main(argv):
         print(f"\nmodel.tflite: {metrics['tflite']['bytes']:,} bytes, "
               f"{metrics['tflite']['ratio']:.3f}x the dense float32 file")
     print(f"\nPruned model and metrics written to {_WORKDIR.value}/ "
-          f"({metrics['wall_time_s']:.1f} s)")
+          f"({metrics['wall_time_s_this_attempt']:.1f} s)")
 
 
 if __name__ == "__main__":

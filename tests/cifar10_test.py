@@ -239,6 +239,34 @@ def test_one_shot_keeps_the_exact_sparsity_and_a_fixed_mask(dense_run, tmp_path)
     assert os.path.getsize(tmp_path / "gmp" / "layer_sparsity.png") > 1000
 
 
+def test_tfmot_baseline_prunes_every_layer_to_the_sparsity_with_tfmots_code(
+        dense_run, tmp_path):
+    metrics = train.run_cifar10(
+        _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.9,
+                layer_distribution="tfmot"), str(tmp_path / "tfmot"))
+    with open(tmp_path / "tfmot" / "sparsity.json") as f:
+        layers = json.load(f)["layers"]
+    # tfmot keeps round(n * (1 - s)) weights in every layer (no ties in trained weights).
+    expected = [int(np.round(np.float32(r["weights"]) * (np.float32(1) - np.float32(0.9))))
+                for r in layers]
+    assert [r["nonzero"] for r in layers] == expected
+    assert metrics["layer_distribution"] == "tfmot"
+    assert metrics["masks_fixed_during_finetune"] is True
+    assert metrics["one_shot_test_accuracy"] is not None
+
+
+def test_tfmot_baseline_refuses_minimum_threshold():
+    with pytest.raises(ValueError, match="layer_distribution 'tfmot'.*min_weights=5"):
+        _config(mode="one_shot", pretrained=EXISTING, layer_distribution="tfmot", min_weights=5)
+    with pytest.raises(ValueError, match="layer_distribution must be one of .*'magnitude'"):
+        _config(layer_distribution="magnitude")
+
+
+def test_layer_distributions_are_the_packages_plus_tfmot():
+    from tf_globalmp import distributions
+    assert configs.CIFAR10_LAYER_DISTRIBUTIONS == distributions.METHODS + ("tfmot",)
+
+
 class _Stop(Exception):
     pass
 
@@ -357,3 +385,12 @@ def test_launcher_bad_flags_exit_with_a_line_naming_the_flag(args, flag, tmp_pat
     lines = [l for l in done.stderr.splitlines() if flag in l]
     assert lines, done.stderr[-2000:]
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path):
+    amx, plain = tmp_path / "amx", tmp_path / "plain"
+    amx.write_text("flags\t: fpu sse avx512f amx_bf16 amx_tile\n")
+    plain.write_text("flags\t: fpu sse avx2\n")
+    assert train.cpu_has_native_bfloat16(str(amx)) is True
+    assert train.cpu_has_native_bfloat16(str(plain)) is False
+    assert train.cpu_has_native_bfloat16(str(tmp_path / "missing")) is None

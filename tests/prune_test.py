@@ -119,3 +119,39 @@ def test_prune_scope_round_trip_keeps_depthwise_masks(tmp_path):
     # tfmot's registry is restored after the scope: depthwise is not prunable for tfmot.
     from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
     assert prune_registry.PruneRegistry._LAYERS_WEIGHTS_MAP[keras.layers.DepthwiseConv2D] == []
+
+
+@pytest.mark.parametrize("schedule", [
+    tf_globalmp.GlobalConstantSparsity(0.9, begin_step=0, frequency=4),
+    tf_globalmp.GlobalConstantSparsity(0.5, begin_step=3, end_step=11, frequency=2),
+    tf_globalmp.GlobalPolynomialDecay(0.1, 0.8, begin_step=2, end_step=14, frequency=3),
+])
+def test_tfmot_schedule_fires_at_the_same_training_steps(schedule):
+    theirs = prune.tfmot_schedule(schedule)
+    for step in range(20):  # ours sees step s before the update, tfmot's wrapper s + 1
+        ours_due, ours_sparsity = schedule(step)
+        their_due, their_sparsity = theirs(step + 1)
+        assert bool(ours_due) == bool(their_due), step
+        assert float(ours_sparsity) == pytest.approx(float(their_sparsity), abs=1e-6), step
+
+
+def test_tfmot_baseline_one_shot_is_tfmots_per_layer_top_k():
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(6, 3)(inp)
+    out = keras.layers.Dense(5)(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    kernels = {l.name: l.kernel.numpy() for l in model.layers if hasattr(l, "kernel")}
+    wrapped = prune.prune_low_magnitude_tfmot(
+        model, tf_globalmp.GlobalConstantSparsity(0.75, begin_step=0, frequency=10))
+    assert all(not isinstance(w.pruning_schedule, tf_globalmp.GlobalConstantSparsity)
+               for w in prune.collect_wrappers(wrapped))
+    prune.prune_tfmot_now(wrapped)
+    pruned = [w for w in prune.collect_wrappers(wrapped) if w.pruning_vars]
+    assert sorted(w.layer.name for w in pruned) == sorted(kernels)
+    for wrapper in pruned:
+        weight, mask, _ = wrapper.pruning_vars[0]
+        reference = np.abs(kernels[wrapper.layer.name]).ravel()
+        keep = int(np.round(reference.size * 0.25))
+        expected = reference >= np.sort(reference)[::-1][keep - 1]
+        np.testing.assert_array_equal(mask.numpy().ravel().astype(bool), expected)
+        assert np.all(weight.numpy().ravel()[~expected] == 0)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import tf_globalmp
 import tf_keras as keras
@@ -64,3 +65,45 @@ def test_launcher_rejects_bad_sparsity_before_work(tmp_path):
     assert out.returncode != 0
     assert "sparsity" in out.stderr
     assert not (tmp_path / "q").exists()
+
+
+class _Kill(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("straight") / "run")
+    metrics, _ = train.run(configs.QuickstartConfig(epochs=2, finetune_epochs=2), workdir)
+    return workdir, metrics
+
+
+@pytest.mark.parametrize("kill_at", [1, 3])  # epoch-end saves: dense 1, 2; fine-tune 3, 4
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch,
+                                                             straight_run, kill_at):
+    original, saves = train._AccuracyLog.on_epoch_end, []
+
+    def killed(self, epoch, logs=None):
+        original(self, epoch, logs)
+        saves.append(epoch)
+        if len(saves) == kill_at:
+            raise _Kill()
+
+    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", killed)
+    config, workdir = configs.QuickstartConfig(epochs=2, finetune_epochs=2), str(tmp_path / "r")
+    with pytest.raises(_Kill):
+        train.run(config, workdir)
+    assert not os.path.exists(os.path.join(workdir, "metrics.json"))
+    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", original)
+    metrics, _ = train.run(config, workdir)
+
+    straight_dir, want = straight_run
+    for key in ("dense_accuracy", "one_shot_accuracy_before_finetune", "pruned_accuracy",
+                "achieved_sparsity"):
+        assert metrics[key] == pytest.approx(want[key], abs=1e-6), key
+    got_model, want_model = (keras.models.load_model(os.path.join(d, "model.keras"))
+                             for d in (workdir, straight_dir))
+    for a, b in zip(want_model.weights, got_model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5)
+    assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
+    assert train.run(config, workdir)[0] == metrics  # finished: returned as is

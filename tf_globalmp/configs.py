@@ -219,6 +219,8 @@ CIFAR10_CPU_ROWS = {
 CIFAR10_PRESETS.update({name: dict(CIFAR10_PRESETS[row], mixed_bfloat16=True, **changes)
                         for name, (row, changes) in CIFAR10_CPU_ROWS.items()})
 CIFAR10_MODES = ("dense", "one_shot", "gradual")
+# distributions.METHODS (kept in sync by a test) plus tfmot's own prune_low_magnitude.
+CIFAR10_LAYER_DISTRIBUTIONS = ("global", "uniform", "erk", "lamp", "random", "tfmot")
 
 
 @dataclasses.dataclass
@@ -252,7 +254,8 @@ class Cifar10Config:
     min_weights_fraction: float | None = None
     redistribution: str = "global"  # global (exact) | proportional (paper code)
     # Layer-wise allocation (`prune_low_magnitude_global(distribution=...)`): "global"
-    # (Global MP) or a baseline from tf_globalmp.distributions for comparisons.
+    # (Global MP) or a baseline from tf_globalmp.distributions for comparisons, or
+    # "tfmot": tfmot's own prune_low_magnitude (per layer) under the same schedule.
     layer_distribution: str = "global"
     pruning_begin: float = 0.1
     pruning_end: float = 0.6
@@ -279,6 +282,8 @@ class Cifar10Config:
     deterministic: bool = False
     distribution: str = "none"  # none | mirrored
     verbose: int = 1  # Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
+    # Also checkpoint every this many steps inside an epoch (0: at epoch ends only).
+    checkpoint_every_steps: int = 0
     export_tflite: bool = False
     seed: int = 0
 
@@ -304,8 +309,16 @@ class Cifar10Config:
         if self.redistribution not in ("global", "proportional"):
             raise ValueError("redistribution must be 'global' or 'proportional', got "
                              f"{self.redistribution!r}")
+        if self.layer_distribution not in CIFAR10_LAYER_DISTRIBUTIONS:
+            raise ValueError(f"layer_distribution must be one of {CIFAR10_LAYER_DISTRIBUTIONS}, "
+                             f"got {self.layer_distribution!r}")
+        if self.layer_distribution == "tfmot" and (self.min_weights or
+                                                   self.min_weights_fraction):
+            raise ValueError("layer_distribution 'tfmot' (tfmot's per-layer pruning) has no "
+                             f"Minimum Threshold, got min_weights={self.min_weights}, "
+                             f"min_weights_fraction={self.min_weights_fraction}")
         for name in ("epochs", "batch_size", "eval_batch_size", "threads", "pruning_frequency",
-                     "lr_step_every", "seed"):
+                     "lr_step_every", "seed", "checkpoint_every_steps"):
             value = getattr(self, name)
             low = 1 if name in ("batch_size", "eval_batch_size") else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -461,6 +474,8 @@ class ImagenetConfig:
     distribution: str = "none"  # none | mirrored (local GPUs) | multi_worker (TF_CONFIG)
     threads: int = 0
     verbose: int = 2
+    # Also checkpoint every this many steps inside an epoch (0: at epoch ends only).
+    checkpoint_every_steps: int = 1000
     export_tflite: bool = False
     seed: int = 0
 
@@ -491,7 +506,8 @@ class ImagenetConfig:
             self, ("sparsity", "initial_sparsity", "label_smoothing", "momentum"))
         for name in ("epochs", "batch_size", "eval_batch_size", "image_size", "steps_per_epoch",
                      "eval_steps", "threads", "pruning_frequency", "lr_step_every", "seed",
-                     "min_weights", "train_examples", "eval_examples", "shuffle_buffer"):
+                     "min_weights", "train_examples", "eval_examples", "shuffle_buffer",
+                     "checkpoint_every_steps"):
             value = getattr(self, name)
             low = 1 if name in ("batch_size", "eval_batch_size", "shuffle_buffer") else 0
             low = 32 if name == "image_size" else low

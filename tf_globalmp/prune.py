@@ -257,3 +257,60 @@ def prune_scope():
     }
     with keras.utils.custom_object_scope(custom), registry._extended_tfmot_registry():
         yield
+
+
+# ------------------------------------------------ tfmot's own pruning, as a baseline
+def tfmot_schedule(schedule):
+    """tfmot's schedule firing at the same training steps as our global `schedule`.
+
+    tfmot's wrapper counts steps from 1 (it increments `pruning_step` before the
+    mask update of the step), our controller from 0 (`optimizer.iterations` before
+    the step): steps shift by one, sparsities and frequency are the same.
+    """
+    config = schedules.validate_schedule(schedule).get_config()
+    values = dict(config["config"])
+    values["begin_step"] += 1
+    if values["end_step"] != -1:
+        values["end_step"] += 1
+    kinds = {"GlobalConstantSparsity": _compat.tfmot.sparsity.keras.ConstantSparsity,
+             "GlobalPolynomialDecay": _compat.tfmot.sparsity.keras.PolynomialDecay}
+    if config["class_name"] not in kinds:
+        raise ValueError("schedule must be a GlobalConstantSparsity or GlobalPolynomialDecay, "
+                         f"got {type(schedule).__name__}")
+    return kinds[config["class_name"]](**values)
+
+
+def prune_low_magnitude_tfmot(model, pruning_schedule):
+    """`tfmot.sparsity.keras.prune_low_magnitude` itself (one threshold per layer,
+    tfmot's code path and mask update), under the steps of our global schedule.
+
+    The baseline for side-by-side comparisons with Global MP: train it with
+    `tfmot.sparsity.keras.UpdatePruningStep()`; `prune_tfmot_now` prunes once
+    before training (one-shot).
+    """
+    _compat.check_tf_keras_model(model)
+    if not _is_graph_model(model):
+        raise ValueError(f"the tfmot baseline needs a Sequential or functional model, got "
+                         f"{type(model).__name__} {model.name!r}")
+    schedule = tfmot_schedule(pruning_schedule)
+
+    def wrap(layer):  # tfmot's documented per-layer route: other layers stay as they are
+        if registry.is_prunable(layer):
+            return _compat.tfmot.sparsity.keras.prune_low_magnitude(
+                layer, pruning_schedule=schedule)
+        return layer
+
+    with model.distribute_strategy.scope():
+        return keras.models.clone_model(model, clone_function=wrap)
+
+
+def prune_tfmot_now(model):
+    """Runs tfmot's per-layer mask update of every wrapper once, at the schedule's
+    first pruning step, and masks the weights (one-shot before fine-tuning). The
+    wrappers keep that step, so training continues tfmot's schedule from there."""
+    wrappers = collect_wrappers(model)
+    with model.distribute_strategy.scope():
+        for wrapper in wrappers:
+            wrapper.pruning_step.assign(wrapper.pruning_schedule.begin_step)
+            wrapper.pruning_obj.conditional_mask_update()
+        apply_wrapper_masks(wrappers)

@@ -15,6 +15,7 @@ from tf_globalmp import _compat
 from tf_globalmp import controller
 from tf_globalmp import export
 from tf_globalmp import flops
+from tf_globalmp import min_threshold
 from tf_globalmp import models
 from tf_globalmp import optim
 from tf_globalmp import prune
@@ -45,13 +46,15 @@ def _accuracy(model, test):
 
 
 def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False,
-                  plot_title=None):
+                  plot_title=None, extra_files=None):
     """Writes model + JSON files into `workdir` atomically (temp dir, then rename).
 
     With `plot_title`, also `layer_sparsity.png` (remaining weights per layer).
     With `export_tflite`, also `model.tflite` (sparse float32, verified against the
     Keras model) and its report `model.tflite.json`; `metrics["tflite"]` gets the
     file's bytes and its ratio to the dense float32 file.
+    `extra_files` maps more file names to `write(path) -> dict or None`, called in the
+    temp dir; a returned dict is merged into the metrics. Returns the metrics written.
     """
     parent = os.path.dirname(os.path.abspath(workdir)) or "."
     os.makedirs(parent, exist_ok=True)
@@ -69,6 +72,8 @@ def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False
                 "ratio": round(exported.ratio, 4),
                 "max_rel_diff": exported.max_rel_diff,
             })
+        for name, write in (extra_files or {}).items():
+            metrics = dict(metrics, **(write(os.path.join(tmp, name)) or {}))
         for name, data in (("config.json", config), ("metrics.json", metrics),
                            ("sparsity.json", sparsity)):
             with open(os.path.join(tmp, name), "w") as f:
@@ -79,13 +84,13 @@ def write_run_dir(workdir, model, config, metrics, sparsity, export_tflite=False
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if export_tflite:  # the report was written in the temp dir: point it at the file
-        report_path = os.path.join(workdir, "model.tflite.json")
-        with open(report_path) as f:
-            data = json.load(f)
-        data["path"] = os.path.join(workdir, "model.tflite")
-        with open(report_path, "w") as f:
-            json.dump(data, f, indent=2)
+    for name in os.listdir(workdir):  # reports written in the temp dir: point at the files
+        if name.endswith(".tflite.json"):
+            report_path = os.path.join(workdir, name)
+            with open(report_path) as f:
+                data = json.load(f)
+            data["path"] = os.path.join(workdir, name[:-len(".json")])
+            _write_json_atomic(report_path, data)
     return metrics
 
 
@@ -93,19 +98,30 @@ def run(config, workdir, verbose=0):
     """Quickstart: train a dense CNN on digits, prune it to `config.sparsity` with
     one global threshold and MT, fine-tune with the mask fixed, write the run dir.
 
-    Returns the metrics dict (also written to `workdir/metrics.json`).
+    Resumable: both phases are checkpointed every epoch in `workdir`; calling again
+    with the same config continues (a finished run is returned as is).
+
+    Returns (metrics, layer report); the metrics are also in `workdir/metrics.json`.
     """
-    config.validate()
+    config_dict, done = _begin_run(config, workdir)
+    if done is not None:
+        return done, report.sparsity_report(export.load_model(workdir))
     start = time.time()
-    keras.utils.set_random_seed(config.seed)
-    train, test, info = digits.load(config)
+    _, test, info = digits.load(config)
+    steps = info["steps_per_epoch"]
     model = small_cnn.build(info["input_shape"], info["num_classes"], config.filters,
                             config.hidden_units)
     _compile(model, config.learning_rate)
-    logging.info("Training dense model for %d epochs", config.epochs)
-    model.fit(train, epochs=config.epochs, verbose=verbose)
-    dense_accuracy = _accuracy(model, test)
-    logging.info("Dense test accuracy %.4f", dense_accuracy)
+    model.optimizer.build(model.trainable_variables)  # its slots restore from checkpoints
+    os.makedirs(workdir, exist_ok=True)
+    dense_state = _RunState(workdir, model, config_dict, os.path.join(STATE_DIR, "dense"))
+    finetune_dir = os.path.join(workdir, STATE_DIR, "finetune")
+    if not os.path.exists(os.path.join(finetune_dir, "state.json")):
+        done_epochs, history, _ = dense_state.restore()
+        logging.info("Training dense model for %d epochs", config.epochs)
+        model.fit(digits.load(config, initial_epoch=done_epochs)[0], epochs=config.epochs,
+                  initial_epoch=done_epochs, steps_per_epoch=steps, validation_data=test,
+                  callbacks=[_AccuracyLog(dense_state, history, {}, [], [])], verbose=verbose)
 
     schedule = schedules.GlobalConstantSparsity(config.sparsity, begin_step=0)
     pruned = prune.prune_low_magnitude_global(
@@ -113,28 +129,39 @@ def run(config, workdir, verbose=0):
         redistribution=config.redistribution,
     )
     _compile(pruned, config.finetune_learning_rate)
+    pruned.optimizer.build(pruned.trainable_variables)
     pruner = controller.GlobalPruner(pruned)
-    pruner.prune_to(config.sparsity, step=0)  # one-shot, before fine-tuning
-    one_shot_accuracy = _accuracy(pruned, test)
+    state = _RunState(workdir, pruned, config_dict, os.path.join(STATE_DIR, "finetune"))
+    done_epochs, history, extra = state.restore()
+    if not done_epochs:
+        extra = {"dense_accuracy": _accuracy(model, test)}
+        logging.info("Dense test accuracy %.4f", extra["dense_accuracy"])
+        pruner.prune_to(config.sparsity, step=0)  # one-shot, before fine-tuning
+        extra["one_shot_accuracy"] = _accuracy(pruned, test)
     logging.info("Fine-tuning for %d epochs at %.1f%% sparsity", config.finetune_epochs,
                  100 * config.sparsity)
-    pruned.fit(train, epochs=config.finetune_epochs, verbose=verbose,
-               callbacks=[controller.UpdateGlobalPruningStep()])
+    pruned.fit(digits.load(config, initial_epoch=done_epochs)[0],
+               epochs=config.finetune_epochs, initial_epoch=done_epochs,
+               steps_per_epoch=steps, validation_data=test, verbose=verbose,
+               callbacks=[controller.UpdateGlobalPruningStep(),
+                          _AccuracyLog(state, history, extra, [], [])])
     pruned_accuracy = _accuracy(pruned, test)
     stripped = prune.strip_pruning(pruned)
     layer_report = report.sparsity_report(stripped)
     metrics = {
         "data": info["name"],
-        "dense_accuracy": dense_accuracy,
-        "one_shot_accuracy_before_finetune": one_shot_accuracy,
+        "completed": True,
+        "dense_accuracy": extra["dense_accuracy"],
+        "one_shot_accuracy_before_finetune": extra["one_shot_accuracy"],
         "pruned_accuracy": pruned_accuracy,
         "target_sparsity": config.sparsity,
         "achieved_sparsity": layer_report.total.sparsity,
         "min_weights_per_layer": pruner.sigma,
         "budget": {"epochs": config.epochs, "finetune_epochs": config.finetune_epochs},
-        "wall_time_s": round(time.time() - start, 2),
+        "finetune_history": history,
+        "wall_time_s_this_attempt": round(time.time() - start, 2),
     }
-    metrics = write_run_dir(workdir, stripped, dataclasses.asdict(config), metrics,
+    metrics = write_run_dir(workdir, stripped, config_dict, metrics,
                             layer_report.to_dict(), export_tflite=config.export_tflite,
                             plot_title=f"Quickstart CNN, global {100 * config.sparsity:g}%")
     return metrics, layer_report
@@ -161,21 +188,25 @@ def _write_json_atomic(path, data):
     os.replace(tmp, path)
 
 
-class _Har2State:
-    """Per-epoch training state in `workdir/train_state/` (model incl. masks + optimizer).
+class _RunState:
+    """Training state in `workdir/train_state/` (model incl. masks and pruning step,
+    optimizer incl. its step) at every epoch end, and for CIFAR-10/ImageNet also every
+    `checkpoint_every_steps` steps.
 
-    Each epoch is written to a new `epoch_NNNN/` directory, then `state.json` is
-    atomically replaced to point at it, then older epochs are deleted: a run killed
-    at any moment resumes from its last complete epoch.
+    Each save is written to a new `epoch_NNNN/` (or `step_NNNNNNNNN/`) directory, then
+    `state.json` is atomically replaced to point at it, then older saves are deleted:
+    a run killed at any moment resumes from its last complete save. After `restore`,
+    `step` is the optimizer step of that save (None for saves without it).
     """
 
     # Config fields that may differ when a run is resumed (they do not change it).
     RESUMABLE = _HAR2_RESUMABLE_CHANGES
 
-    def __init__(self, workdir, model, config_dict):
-        self.dir = os.path.join(workdir, STATE_DIR)
+    def __init__(self, workdir, model, config_dict, name=STATE_DIR):
+        self.dir = os.path.join(workdir, name)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         self.config = json.loads(json.dumps(config_dict))  # as stored (tuples -> lists)
+        self.step = None
 
     def restore(self):
         """(epochs done, history, extra) of a previous attempt, or (0, [], {})."""
@@ -195,22 +226,26 @@ class _Har2State:
                 f"({diff}): use another workdir or the same settings"
             )
         self.checkpoint.restore(os.path.join(self.dir, state["prefix"])).assert_consumed()
-        logging.info("Resumed from %s after epoch %d", self.dir, state["epoch"])
+        self.step = state.get("step")
+        logging.info("Resumed from %s after epoch %d%s", self.dir, state["epoch"],
+                     f" (step {self.step})" if self.step is not None else "")
         return state["epoch"], state["history"], state.get("extra", {})
 
-    def save(self, epoch, history, extra):
-        name = f"epoch_{epoch:04d}"
+    def save(self, epoch, history, extra, step=None, mid_epoch=False):
+        """Saves after `epoch` complete epochs; `mid_epoch`: at optimizer `step`,
+        inside the next epoch."""
+        name = f"step_{step:09d}" if mid_epoch else f"epoch_{epoch:04d}"
         prefix = self.checkpoint.save(os.path.join(self.dir, name, "ckpt"))
         _write_json_atomic(os.path.join(self.dir, "state.json"), {
-            "epoch": epoch, "prefix": os.path.relpath(prefix, self.dir),
+            "epoch": epoch, "step": step, "prefix": os.path.relpath(prefix, self.dir),
             "history": history, "extra": extra, "config": self.config,
         })
         for old in os.listdir(self.dir):
-            if old.startswith("epoch_") and old != name:
+            if old.startswith(("epoch_", "step_")) and old != name:
                 shutil.rmtree(os.path.join(self.dir, old), ignore_errors=True)
 
 
-class _Har2Epochs(keras.callbacks.Callback):
+class _AccuracyLog(keras.callbacks.Callback):
     """Records test (and validation) accuracy per epoch and checkpoints the state."""
 
     def __init__(self, state, history, extra, x_val, y_val):
@@ -289,7 +324,7 @@ def _begin_run(config, workdir):
     if done is not None:
         logging.info("%s already holds the finished run; nothing to do", workdir)
         return config_dict, done
-    if config.threads:
+    if getattr(config, "threads", 0):
         _set_threads(config.threads)
     if getattr(config, "deterministic", False):
         tf.config.experimental.enable_op_determinism()
@@ -310,22 +345,26 @@ def _finished_metrics(workdir, config_dict):
     return None
 
 
-def _export_har2(workdir, stripped, sample, metrics):
-    """model.tflite (rolled loop, batch 1; verified) + its sizes in metrics.json."""
-    tflite = export.export_tflite(fastgrnn.for_tflite(stripped),
-                                  os.path.join(workdir, "model.tflite"),
-                                  representative_dataset=sample)
-    metrics.update(tflite_bytes=tflite.bytes, tflite_gzip_bytes=tflite.gzip_bytes,
-                   tflite_dense_bytes=tflite.dense_bytes,
-                   tflite_max_abs_diff=tflite.max_abs_diff)
-    if metrics.get("mode") == "structured":  # the low-rank model itself, zero ranks removed
-        small = export.export_tflite(
-            fastgrnn.for_tflite(fastgrnn.compact(stripped)),
-            os.path.join(workdir, "model_compact.tflite"), sparse=False,
-            representative_dataset=sample)
-        metrics.update(tflite_compact_bytes=small.bytes,
-                       tflite_compact_max_abs_diff=small.max_abs_diff)
-    _write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
+def _har2_tflite_files(stripped, sample, structured_mode):
+    """`write_run_dir` extra files: model.tflite (rolled loop, batch 1; verified) and,
+    for structured runs, model_compact.tflite (zero ranks removed); sizes -> metrics."""
+    def sparse(path):
+        tflite = export.export_tflite(fastgrnn.for_tflite(stripped), path,
+                                      representative_dataset=sample)
+        return dict(tflite_bytes=tflite.bytes, tflite_gzip_bytes=tflite.gzip_bytes,
+                    tflite_dense_bytes=tflite.dense_bytes,
+                    tflite_max_abs_diff=tflite.max_abs_diff)
+
+    def compact(path):
+        small = export.export_tflite(fastgrnn.for_tflite(fastgrnn.compact(stripped)), path,
+                                     sparse=False, representative_dataset=sample)
+        return dict(tflite_compact_bytes=small.bytes,
+                    tflite_compact_max_abs_diff=small.max_abs_diff)
+
+    files = {"model.tflite": sparse}
+    if structured_mode:
+        files["model_compact.tflite"] = compact
+    return files
 
 
 def run_har2(config, workdir, verbose=0):
@@ -342,11 +381,15 @@ def run_har2(config, workdir, verbose=0):
         if config.export_tflite and not os.path.exists(os.path.join(workdir, "model.tflite")):
             sample = har.har2_arrays(config.data_dir, config.validation_fraction,
                                      config.seed)["x_test"][:1]
-            _export_har2(workdir, export.load_model(workdir), sample, done)
+            files = _har2_tflite_files(export.load_model(workdir), sample,
+                                       done.get("mode") == "structured")
+            for name, write in files.items():
+                done.update(write(os.path.join(workdir, name)))
+            _write_json_atomic(os.path.join(workdir, "metrics.json"), done)
         return done
     start = time.time()
     train_ds, test_ds, info = har.load(config)
-    steps_per_epoch = -(-info["train_examples"] // config.batch_size)
+    steps_per_epoch = info["steps_per_epoch"]
     rule, target_sparsity, dense_metrics = None, 0.0, {}
     if config.mode == "dense":
         model = fastgrnn.build(info["input_shape"][0], info["input_shape"][1], config.units,
@@ -366,8 +409,10 @@ def run_har2(config, workdir, verbose=0):
     )
     model.optimizer.build(model.trainable_variables)
     os.makedirs(workdir, exist_ok=True)
-    state = _Har2State(workdir, model, config_dict)
+    state = _RunState(workdir, model, config_dict)
     done_epochs, history, extra = state.restore()
+    if done_epochs:  # continue the data stream exactly where the last epoch ended
+        train_ds = har.load(config, initial_epoch=done_epochs)[0]
     if config.mode != "dense" and not done_epochs:
         pruner = controller.GlobalPruner(model, mask_rule=rule)
         result = pruner.prune_to(target_sparsity, step=0)
@@ -376,12 +421,13 @@ def run_har2(config, workdir, verbose=0):
                  "ranks_after_pruning": factor_ranks(model)}
         logging.info("One-shot %s pruning: test accuracy %.4f before fine-tuning",
                      config.mode, extra["one_shot_test_accuracy"])
-    callbacks = [_Har2Epochs(state, history, extra, info["x_val"], info["y_val"])]
+    callbacks = [_AccuracyLog(state, history, extra, info["x_val"], info["y_val"])]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep(mask_rule=rule))
     if done_epochs < config.epochs:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
-                  validation_data=test_ds, callbacks=callbacks, verbose=verbose)
+                  steps_per_epoch=steps_per_epoch, validation_data=test_ds,
+                  callbacks=callbacks, verbose=verbose)
     history = history[: config.epochs]
     final = _accuracy(model, test_ds)
     layer_kept = (controller.GlobalPruner(model, mask_rule=rule).layer_kept()
@@ -426,9 +472,12 @@ def run_har2(config, workdir, verbose=0):
     if len(info["y_val"]):
         metrics["final_val_accuracy"] = float(
             model.evaluate(info["x_val"], info["y_val"], batch_size=500, verbose=0)[1])
-    write_run_dir(workdir, stripped, config_dict, metrics, layer_report.to_dict())
-    if config.export_tflite:
-        _export_har2(workdir, stripped, info["x_test_sample"][:1], metrics)
+    files = (_har2_tflite_files(stripped, info["x_test_sample"][:1],
+                                config.mode == "structured") if config.export_tflite else {})
+    metrics = write_run_dir(
+        workdir, stripped, config_dict, metrics, layer_report.to_dict(), extra_files=files,
+        plot_title=(f"FastGRNN {config.mode}, HAR-2 ({config.budget})"
+                    if config.mode != "dense" else None))
     logging.info("HAR-2 %s: best test %.4f (epoch %s), final %.4f, ranks %s",
                  config.mode, metrics["best_test_accuracy"], metrics["best_epoch"], final, ranks)
     return metrics
@@ -437,10 +486,11 @@ def run_har2(config, workdir, verbose=0):
 # ------------------------------------------------------------ CIFAR-10
 # Config fields that may differ when a run is resumed (they do not change the run).
 _CIFAR10_RESUMABLE_CHANGES = ("budget", "export_tflite", "threads", "verbose", "data_dir",
-                              "tfds_data_dir", "cache_dir", "distribution")
+                              "tfds_data_dir", "cache_dir", "distribution",
+                              "checkpoint_every_steps")
 
 
-class _Cifar10State(_Har2State):
+class _Cifar10State(_RunState):
     """HAR-2's per-epoch state files (`train_state/`) with CIFAR's resumable fields."""
 
     RESUMABLE = _CIFAR10_RESUMABLE_CHANGES
@@ -502,9 +552,24 @@ def _cifar10_schedule(config, steps_per_epoch):
                                            power=3, frequency=frequency)
 
 
+def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True/False from the CPU flags (AMX or AVX512-BF16), None if unknown."""
+    try:
+        with open(cpuinfo) as f:
+            flags = f.read()
+    except OSError:
+        return None
+    return any(flag in flags for flag in ("amx_bf16", "avx512_bf16"))
+
+
 def _cifar10_model(config, info, steps_per_epoch):
     """The (wrapped, for pruning modes) model, built in the current strategy scope."""
     previous = keras.mixed_precision.global_policy()
+    if (config.mixed_bfloat16 and not tf.config.list_physical_devices("GPU")
+            and cpu_has_native_bfloat16() is False):
+        logging.warning("mixed_bfloat16 on a CPU without native bfloat16 (no amx_bf16 or "
+                        "avx512_bf16 flag): it is emulated and much slower than float32 "
+                        "(ResNet-32 on an AMD EPYC: 5 vs 31 img/s); pass --nomixed_bfloat16")
     if config.mixed_bfloat16:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
@@ -518,7 +583,9 @@ def _cifar10_model(config, info, steps_per_epoch):
         keras.mixed_precision.set_global_policy(previous)
     if config.mode == "one_shot":
         _copy_weights_by_name(model, export.load_model(config.pretrained), config.pretrained)
-    if config.mode != "dense":
+    if config.mode != "dense" and config.layer_distribution == "tfmot":
+        model = prune.prune_low_magnitude_tfmot(model, _cifar10_schedule(config, steps_per_epoch))
+    elif config.mode != "dense":
         model = prune.prune_low_magnitude_global(
             model, _cifar10_schedule(config, steps_per_epoch),
             min_weights=config.min_weights, min_weights_fraction=config.min_weights_fraction,
@@ -542,32 +609,50 @@ def _cifar10_compile(model, config, steps_per_epoch):
     model.optimizer.build(model.trainable_variables)
 
 
+def _layer_kept(model):
+    """Kept (mask == 1) count per pruned weight, in wrapper order."""
+    return [int(np.count_nonzero(m.numpy()))
+            for w in prune.collect_wrappers(model) for _, m, _ in w.pruning_vars]
+
+
 def _mask_sparsity(model):
     wrappers = prune.collect_wrappers(model)
-    kept = sum(int(np.count_nonzero(m.numpy())) for w in wrappers for _, m, _ in w.pruning_vars)
     total = sum(int(np.prod(m.shape)) for w in wrappers for _, m, _ in w.pruning_vars)
-    return 1.0 - kept / total if total else 0.0
+    return 1.0 - sum(_layer_kept(model)) / total if total else 0.0
 
 
 class _EpochLog(keras.callbacks.Callback):
     """Per epoch: the given Keras logs, sparsity, learning rate, images/s; then
-    checkpoints the state (CIFAR-10 and ImageNet).
+    checkpoints the state (CIFAR-10 and ImageNet). With `every_steps`, also
+    checkpoints every that many optimizer steps inside an epoch.
 
     `keys` maps history names to Keras log names, e.g. {"test_accuracy": "val_accuracy"}.
     """
 
-    def __init__(self, state, history, extra, images_per_epoch, keys):
+    def __init__(self, state, history, extra, images_per_step, steps_per_epoch, keys,
+                 every_steps=0):
         super().__init__()
         self.state, self.history, self.extra = state, history, extra
-        self.images_per_epoch, self.keys = images_per_epoch, dict(keys)
-        self._start = time.time()
+        self.images_per_step, self.steps_per_epoch = images_per_step, steps_per_epoch
+        self.keys, self.every_steps = dict(keys), every_steps
+        self._start, self._step0 = time.time(), 0
+
+    def _step(self):
+        return int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
+        self._start, self._step0 = time.time(), self._step()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        if self.every_steps and step % self.every_steps == 0 and step % self.steps_per_epoch:
+            self.state.save(step // self.steps_per_epoch, self.history, self.extra, step=step,
+                            mid_epoch=True)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         seconds = time.time() - self._start
+        steps = self._step() - self._step0
         entry = {"epoch": epoch + 1, "loss": float(logs.get("loss", float("nan")))}
         entry.update({name: float(logs.get(key, float("nan")))
                       for name, key in self.keys.items()})
@@ -575,10 +660,12 @@ class _EpochLog(keras.callbacks.Callback):
             sparsity=_mask_sparsity(self.model),
             learning_rate=float(self.model.optimizer.learning_rate.numpy()),
             seconds=round(seconds, 2),
-            train_images_per_s=round(self.images_per_epoch / seconds, 1),
+            train_images_per_s=round(steps * self.images_per_step / seconds, 1),
         )
+        if steps < self.steps_per_epoch:  # resumed inside this epoch: train logs cover part
+            entry["steps_after_resume"] = steps
         self.history.append(entry)
-        self.state.save(epoch + 1, self.history, self.extra)
+        self.state.save(epoch + 1, self.history, self.extra, step=self._step())
         logging.info("epoch %d: %s (%.0f s)", entry["epoch"], ", ".join(
             f"{k} {entry[k]:.4f}" for k in ["loss", *self.keys, "sparsity"]), seconds)
 
@@ -608,28 +695,46 @@ def run_cifar10(config, workdir):
     os.makedirs(workdir, exist_ok=True)
     state = _Cifar10State(workdir, model, config_dict)
     done_epochs, history, extra = state.restore()
-    if done_epochs:  # continue the data stream exactly where the last epoch ended
-        train_ds = cifar10.load(config, initial_epoch=done_epochs)[0]
-    if config.mode == "one_shot" and not done_epochs:
+    # Batches already trained in the interrupted epoch (a step-interval checkpoint).
+    in_epoch = state.step - done_epochs * steps_per_epoch if state.step else 0
+    if done_epochs or in_epoch:  # continue the data stream exactly where it stopped
+        train_ds = cifar10.load(config, initial_epoch=done_epochs, skip_batches=in_epoch)[0]
+    tfmot_baseline = config.mode != "dense" and config.layer_distribution == "tfmot"
+    if config.mode == "one_shot" and not done_epochs and not in_epoch:
         extra = {"dense_test_accuracy": _accuracy(model, test_ds)}  # weights not yet masked
-        result = controller.GlobalPruner(model).prune_to(config.sparsity, step=0)
+        if tfmot_baseline:
+            prune.prune_tfmot_now(model)
+        else:
+            controller.GlobalPruner(model).prune_to(config.sparsity, step=0)
         extra["one_shot_test_accuracy"] = _accuracy(model, test_ds)
-        extra["layer_kept_after_pruning"] = list(result.layer_kept)
-        logging.info("One-shot Global MP to %.4f: test accuracy %.4f -> %.4f before "
-                     "fine-tuning", result.achieved_sparsity, extra["dense_test_accuracy"],
+        extra["layer_kept_after_pruning"] = _layer_kept(model)
+        logging.info("One-shot %s to %.4f: test accuracy %.4f -> %.4f before fine-tuning",
+                     "tfmot prune_low_magnitude" if tfmot_baseline else "Global MP",
+                     _mask_sparsity(model), extra["dense_test_accuracy"],
                      extra["one_shot_test_accuracy"])
-    callbacks = [_EpochLog(state, history, extra, info["train_examples"],
-                           {"train_accuracy": "accuracy", "test_accuracy": "val_accuracy"})]
-    if config.mode != "dense":
+    callbacks = [_EpochLog(state, history, extra, config.batch_size, steps_per_epoch,
+                           {"train_accuracy": "accuracy", "test_accuracy": "val_accuracy"},
+                           every_steps=config.checkpoint_every_steps)]
+    if tfmot_baseline:
+        callbacks.insert(0, _compat.tfmot.sparsity.keras.UpdatePruningStep())
+    elif config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
+    if in_epoch:  # finish the interrupted epoch, then go on with whole epochs
+        logging.info("Resuming inside epoch %d after %d of its %d steps", done_epochs + 1,
+                     in_epoch, steps_per_epoch)
+        model.fit(train_ds, epochs=done_epochs + 1, initial_epoch=done_epochs,
+                  steps_per_epoch=steps_per_epoch - in_epoch, validation_data=test_ds,
+                  callbacks=callbacks, verbose=config.verbose)
+        done_epochs += 1
+        train_ds = cifar10.load(config, initial_epoch=done_epochs)[0]
     if done_epochs < config.epochs:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
                   steps_per_epoch=steps_per_epoch, validation_data=test_ds,
                   callbacks=callbacks, verbose=config.verbose)
     final = _accuracy(model, test_ds)
-    pruner = controller.GlobalPruner(model) if config.mode != "dense" else None
-    layer_kept = pruner.layer_kept() if pruner else None
-    stripped = prune.strip_pruning(model) if pruner else model
+    pruned = config.mode != "dense"
+    layer_kept = _layer_kept(model) if pruned else None
+    stripped = prune.strip_pruning(model) if pruned else model
     layer_report = report.sparsity_report(stripped)
     target = config.sparsity if config.mode != "dense" else 0.0
     # Best over the epochs that ran at the target sparsity (gradual: after the ramp).
@@ -658,7 +763,10 @@ def run_cifar10(config, workdir):
         "nonzero_prunable_weights": layer_report.total.nonzero,
         "model_parameters": int(stripped.count_params()),
         **flops.summary(flops_report),
-        "min_weights_per_layer": pruner.sigma if pruner else 0,
+        "layer_distribution": config.layer_distribution if pruned else None,
+        "min_weights_per_layer": (min_threshold.resolve_min_weights(
+            layer_report.total.weights, config.min_weights, config.min_weights_fraction)
+            if pruned else 0),
         "dense_test_accuracy": extra.get("dense_test_accuracy"),
         "one_shot_test_accuracy": extra.get("one_shot_test_accuracy"),
         "masks_fixed_during_finetune": (layer_kept == extra["layer_kept_after_pruning"]
@@ -668,18 +776,21 @@ def run_cifar10(config, workdir):
         "wall_time_s_this_attempt": round(time.time() - start, 2),
         "history": history,
     }
-    write_run_dir(workdir, stripped, config_dict, metrics, layer_report.to_dict(),
-                  plot_title=(f"{config.model} {config.mode}, CIFAR-10 ({config.budget})"
-                              if config.mode != "dense" else None))
-    _write_json_atomic(os.path.join(workdir, "flops.json"), flops_report.to_dict())
+    files = {"flops.json": lambda path: _write_json_atomic(path, flops_report.to_dict())}
     if config.export_tflite:
         sample = next(iter(test_ds))[0].numpy()[:16]
-        tflite = export.export_tflite(float32_copy(stripped),
-                                      os.path.join(workdir, "model.tflite"),
-                                      representative_dataset=sample)
-        metrics.update(tflite_bytes=tflite.bytes, tflite_gzip_bytes=tflite.gzip_bytes,
-                       tflite_dense_bytes=tflite.dense_bytes)
-        _write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
+
+        def write_tflite(path):
+            tflite = export.export_tflite(float32_copy(stripped), path,
+                                          representative_dataset=sample)
+            return dict(tflite_bytes=tflite.bytes, tflite_gzip_bytes=tflite.gzip_bytes,
+                        tflite_dense_bytes=tflite.dense_bytes)
+
+        files["model.tflite"] = write_tflite
+    metrics = write_run_dir(
+        workdir, stripped, config_dict, metrics, layer_report.to_dict(), extra_files=files,
+        plot_title=(f"{config.model} {config.mode}, CIFAR-10 ({config.budget})"
+                    if config.mode != "dense" else None))
     logging.info("CIFAR-10 %s %s (%s): best test %.4f (epoch %s), final %.4f, sparsity %.4f",
                  config.model, config.mode, config.budget, metrics["best_test_accuracy"],
                  metrics["best_epoch"], final, metrics["achieved_sparsity"])
@@ -847,7 +958,10 @@ def run_imagenet(config, workdir):
     os.makedirs(out_dir, exist_ok=True)
     state = _Cifar10State(out_dir, model, config_dict)
     done_epochs, history, extra = state.restore()
-    if config.mode == "one_shot" and not done_epochs:
+    # Steps already trained in the interrupted epoch (a step-interval checkpoint); the
+    # rest of that epoch is trained on a fresh pass of the (shuffled) data.
+    in_epoch = state.step - done_epochs * steps if state.step else 0
+    if config.mode == "one_shot" and not done_epochs and not in_epoch:
         before = model.evaluate(test_ds, steps=eval_steps, verbose=0, return_dict=True)
         pruner = controller.GlobalPruner(model)
         # The callback re-checks the schedule's sparsity, a float32 (0.9 -> 0.89999998):
@@ -860,11 +974,18 @@ def run_imagenet(config, workdir):
                  "layer_kept_after_pruning": list(result.layer_kept)}
         logging.info("One-shot Global MP to %.4f: top-1 %.4f -> %.4f before fine-tuning",
                      result.achieved_sparsity, before["top1"], after["top1"])
-    callbacks = [_EpochLog(state, history, extra, steps * config.batch_size,
+    callbacks = [_EpochLog(state, history, extra, config.batch_size, steps,
                            {"train_top1": "top1", "test_top1": "val_top1",
-                            "test_top5": "val_top5"})]
+                            "test_top5": "val_top5"}, every_steps=config.checkpoint_every_steps)]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
+    if in_epoch:  # finish the interrupted epoch, then go on with whole epochs
+        logging.info("Resuming inside epoch %d after %d of its %d steps", done_epochs + 1,
+                     in_epoch, steps)
+        model.fit(train_ds, epochs=done_epochs + 1, initial_epoch=done_epochs,
+                  steps_per_epoch=steps - in_epoch, validation_data=test_ds,
+                  validation_steps=eval_steps, callbacks=callbacks, verbose=config.verbose)
+        done_epochs += 1
     if done_epochs < config.epochs:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
                   steps_per_epoch=steps, validation_data=test_ds, validation_steps=eval_steps,
@@ -920,12 +1041,15 @@ def run_imagenet(config, workdir):
         "history": history,
     }
     if chief:
-        metrics = write_run_dir(workdir, plain, config_dict, metrics, layer_report.to_dict(),
-                                export_tflite=config.export_tflite)
-        _write_json_atomic(os.path.join(workdir, "flops.json"), flops_report.to_dict())
+        files = {"flops.json": lambda path: _write_json_atomic(path, flops_report.to_dict())}
         if history:
-            plot_history(os.path.join(workdir, "history.png"), history,
-                         f"{config.model} {config.mode} ({config.budget})")
+            files["history.png"] = lambda path: plot_history(
+                path, history, f"{config.model} {config.mode} ({config.budget})")
+        metrics = write_run_dir(
+            workdir, plain, config_dict, metrics, layer_report.to_dict(),
+            export_tflite=config.export_tflite, extra_files=files,
+            plot_title=(f"{config.model} {config.mode}, ImageNet ({config.budget})"
+                        if config.mode != "dense" else None))
     logging.info("ImageNet %s %s (%s): best top-1 %.4f, final %.4f, sparsity %.4f, FLOPs "
                  "pruned %.4f", config.model, config.mode, config.budget,
                  metrics["best_test_top1"], final["top1"], metrics["achieved_sparsity"],

@@ -11,6 +11,7 @@ import tf_keras as keras
 
 from tf_globalmp import configs
 from tf_globalmp import controller
+from tf_globalmp import export
 from tf_globalmp import prune
 from tf_globalmp import structured
 from tf_globalmp import train
@@ -90,25 +91,31 @@ def test_run_har2_each_mode_and_resume(small_npz, tmp_path, monkeypatch):
         assert os.path.exists(os.path.join(dense_dir, name))
 
     # Structured, interrupted after epoch 1, then resumed by the same call.
-    original = train._Har2Epochs.on_epoch_end
+    original = train._AccuracyLog.on_epoch_end
 
     def crash_after_first(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 0:
             raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(train._Har2Epochs, "on_epoch_end", crash_after_first)
+    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", crash_after_first)
     config = _config(small_npz, mode="structured", ranks=(8, 7), pretrained=dense_dir)
     workdir = str(tmp_path / "r8_7")
     with pytest.raises(KeyboardInterrupt):
         train.run_har2(config, workdir)
-    monkeypatch.setattr(train._Har2Epochs, "on_epoch_end", original)
+    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", original)
     metrics = train.run_har2(config, workdir)
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
     assert metrics["ranks"] == [8, 7] and metrics["masks_fixed_during_finetune"]
     assert metrics["nonzero_prunable_weights"] == 8 * 89 + 7 * 160 + 160
     assert metrics["best_test_accuracy"] == max(h["test_accuracy"] for h in metrics["history"])
     assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
+    assert os.path.getsize(os.path.join(workdir, "layer_sparsity.png")) > 1000
+    # The resumed run trained on the same batches as an uninterrupted one.
+    straight = str(tmp_path / "r8_7_straight")
+    train.run_har2(config, straight)
+    for a, b in zip(export.load_model(straight).weights, export.load_model(workdir).weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
 
     unstructured = train.run_har2(
         _config(small_npz, mode="unstructured", ranks=(8, 7), pretrained=dense_dir),

@@ -57,7 +57,8 @@ def test_resnet50_one_shot_90_under_mirrored_strategy(tmp_path):
     assert metrics["min_weights_per_layer"] == 0
     assert metrics["masks_fixed_during_finetune"] is True
     assert "FLOPs pruned" in stdout
-    for name in ("config.json", "flops.json", "history.png", "model.keras"):
+    for name in ("config.json", "flops.json", "history.png", "model.keras",
+                 "layer_sparsity.png"):
         assert os.path.exists(tmp_path / "r50" / name)
 
 

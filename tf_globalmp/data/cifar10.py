@@ -156,13 +156,14 @@ def _arrays(config, split):
 
 
 def make_dataset(images, labels, training, batch_size, seed=0, num_classes=len(CLASSES),
-                 initial_epoch=0):
+                 initial_epoch=0, skip_batches=0):
     """Batches of (normalised float32 images, one-hot labels) from uint8 arrays.
 
     Training data is endless (fit with `steps_per_epoch`) and a pure function of
     (seed, epoch): epoch e's order is a stateless shuffle seeded by (seed, e) and each
     image's crop/flip a stateless draw seeded by (seed, e * N + position), so a run
-    resumed at `initial_epoch` sees exactly the batches an uninterrupted run would.
+    resumed at `initial_epoch` sees exactly the batches an uninterrupted run would;
+    `skip_batches` resumes inside that epoch (after a step-interval checkpoint).
     The pipeline shuffles indices, not images (no 50,000-image shuffle buffer), and
     gathers each image from one tensor. Evaluation data is one ordered pass.
     """
@@ -184,17 +185,19 @@ def make_dataset(images, labels, training, batch_size, seed=0, num_classes=len(C
                 num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
 
         ds = tf.data.Dataset.range(int(initial_epoch), 2**62).flat_map(one_epoch)
+        if skip_batches:
+            ds = ds.skip(int(skip_batches))
     ds = ds.map(lambda x, y: (normalize(x), tf.one_hot(y, num_classes)),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load(config, initial_epoch=0):
+def load(config, initial_epoch=0, skip_batches=0):
     """(train, test, info) for a config with `data_dir`, `tfds_data_dir`, `cache_dir`,
     `batch_size`, `eval_batch_size`, `seed` and optional `max_train_examples`.
 
-    `train` is endless, starting at `initial_epoch` (see `make_dataset`); one epoch is
-    `info["steps_per_epoch"]` batches."""
+    `train` is endless, starting at `initial_epoch` after `skip_batches` of its batches
+    (see `make_dataset`); one epoch is `info["steps_per_epoch"]` batches."""
     x_train, y_train = _arrays(config, "train")
     x_test, y_test = _arrays(config, "test")
     limit = getattr(config, "max_train_examples", None)
@@ -203,7 +206,7 @@ def load(config, initial_epoch=0):
         keep = np.sort(np.random.default_rng(config.seed).permutation(len(y_train))[:limit])
         x_train, y_train = x_train[keep], y_train[keep]
     train = make_dataset(x_train, y_train, True, config.batch_size, config.seed,
-                         initial_epoch=initial_epoch)
+                         initial_epoch=initial_epoch, skip_batches=skip_batches)
     test = make_dataset(x_test, y_test, False, config.eval_batch_size)
     n_train, n_test = len(y_train), len(y_test)
     name = f"cifar10 (image folder {config.data_dir})" if config.data_dir else "cifar10 (tfds)"

@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_globalmp.data import streams
+
 DEFAULT_PATH = "/work/shared/data/uci_har_raw.npz"
 TIMESTEPS = 128
 # Channel order of the npz and of this loader (the official Inertial Signals files).
@@ -165,17 +167,16 @@ def har2_arrays(data_dir=None, validation_fraction=0.0, seed=0):
     return out
 
 
-def load(config):
-    """(train_ds, test_ds, info) like the other data modules; info also has the
-    validation arrays (`x_val`, `y_val`)."""
+def load(config, initial_epoch=0):
+    """(train_ds, test_ds, info) like the other data modules: `train_ds` is endless
+    (see `streams.array_stream`; one epoch is `info["steps_per_epoch"]` batches); info also
+    has the validation arrays (`x_val`, `y_val`)."""
     arrays = har2_arrays(config.data_dir, config.validation_fraction, config.seed)
-    train = (
-        tf.data.Dataset.from_tensor_slices((arrays["x_train"], arrays["y_train"]))
-        .shuffle(len(arrays["y_train"]), seed=config.seed, reshuffle_each_iteration=True)
-        .batch(config.batch_size)
-        .prefetch(2)
-    )
+    train = streams.array_stream(arrays["x_train"], arrays["y_train"], config.batch_size,
+                                 config.seed, initial_epoch)
     test = tf.data.Dataset.from_tensor_slices((arrays["x_test"], arrays["y_test"])).batch(500)
     info = dict(arrays["info"], x_val=arrays["x_val"], y_val=arrays["y_val"],
-                x_test_sample=arrays["x_test"][:8])
+                x_test_sample=arrays["x_test"][:8],
+                steps_per_epoch=streams.steps_per_epoch(len(arrays["y_train"]),
+                                                        config.batch_size))
     return train, test, info
