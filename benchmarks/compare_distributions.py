@@ -3,7 +3,7 @@
     python benchmarks/compare_distributions.py --model resnet20 \
         --pretrained saved_models/cifar10_resnet20_dense_cpu \
         --data_dir ../shared/data/cifar10-jpeg.tar.gz \
-        --sparsities 0.9,0.95,0.98 --methods global,global_mt,uniform,erk,lamp,random \
+        --sparsities 0.9,0.95,0.98 --methods global,global_mt,uniform,erk,lamp,random,tfmot \
         --finetune_epochs 1 --max_train_examples 10000 --seeds 0 --out BENCHMARKS.md
 
 Every method starts from the same trained dense model, prunes it once to the same
@@ -48,12 +48,15 @@ _SUBSET = flags.DEFINE_integer("max_train_examples", 10000,
                                "Fine-tune on a fixed random subset of this size (0: all).")
 _LR = flags.DEFINE_float("learning_rate", 0.01, "Fine-tuning learning rate (cosine).")
 _THREADS = flags.DEFINE_integer("threads", 1, "TensorFlow threads per run.")
+_BF16 = flags.DEFINE_bool("mixed_bfloat16", True, "bfloat16 compute (only on CPUs with "
+                          "native bfloat16: AMX / AVX512-BF16).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/compare_distributions", "Run directories.")
 _OUT = flags.DEFINE_string("out", None, "Markdown file to append the section to.")
 
 METHODS = {
     "global": ("global", False), "global_mt": ("global", True), "uniform": ("uniform", False),
     "erk": ("erk", False), "lamp": ("lamp", False), "random": ("random", False),
+    "tfmot": ("tfmot", False),  # tfmot's own prune_low_magnitude (its code path)
 }
 
 
@@ -65,7 +68,7 @@ def _config(method, sparsity, seed, budget):
         min_weights_fraction=_MT.value if mt else None, epochs=_EPOCHS.value,
         max_train_examples=_SUBSET.value or None, learning_rate=_LR.value,
         lr_schedule="cosine", label_smoothing=0.1, weight_decay=5e-4,
-        mixed_bfloat16=True, threads=_THREADS.value, verbose=0, seed=seed, budget=budget,
+        mixed_bfloat16=_BF16.value, threads=_THREADS.value, verbose=0, seed=seed, budget=budget,
     )
 
 
@@ -133,7 +136,8 @@ def main(argv):
         "",
         f"CIFAR-10 (JPEG copy), {_MODEL.value} from `{_PRETRAINED.value}` (dense test "
         f"accuracy {100 * dense:.2f}%). **{budget}**; SGD lr {_LR.value} cosine, label "
-        f"smoothing 0.1, mixed_bfloat16; seeds {seeds}. MT of global_mt: "
+        f"smoothing 0.1, {'mixed_bfloat16' if _BF16.value else 'float32'}; seeds {seeds}. "
+        f"MT of global_mt: "
         f"{_MT.value:g} of the weights per layer. Total {time.time() - start:.0f} s on 2 "
         "shared CPU cores.",
         "",

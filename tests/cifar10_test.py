@@ -394,3 +394,23 @@ def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path):
     assert train.cpu_has_native_bfloat16(str(amx)) is True
     assert train.cpu_has_native_bfloat16(str(plain)) is False
     assert train.cpu_has_native_bfloat16(str(tmp_path / "missing")) is None
+
+
+class _RecordingState:
+    def __init__(self):
+        self.saves = []
+
+    def save(self, epoch, history, extra, step=None, mid_epoch=False):
+        self.saves.append((epoch, step, mid_epoch))
+
+
+def test_epoch_log_saves_every_n_steps_inside_epochs_and_at_epoch_ends():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    state = _RecordingState()
+    log = train._EpochLog(state, [], {}, 4, 5, {}, every_steps=2)
+    data = tf.data.Dataset.from_tensors((tf.zeros((4, 3)), tf.zeros((4, 2)))).repeat()
+    model.fit(data, epochs=2, steps_per_epoch=5, callbacks=[log], verbose=0)
+    assert state.saves == [(0, 2, True), (0, 4, True), (1, 5, False), (1, 6, True),
+                           (1, 8, True), (2, 10, False)]
+    assert [h["epoch"] for h in log.history] == [1, 2]
