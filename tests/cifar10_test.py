@@ -271,6 +271,36 @@ class _Stop(Exception):
     pass
 
 
+def test_one_shot_killed_inside_its_first_epoch_keeps_its_restored_mask(
+        dense_run, tmp_path, monkeypatch):
+    workdir = str(tmp_path / "oneshot")
+    config = _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.8,
+                     checkpoint_every_steps=1)  # 50 images / batch 25: save after step 1
+    original = train._EpochLog.on_train_batch_end
+
+    def stop_after_first_save(self, batch, logs=None):
+        original(self, batch, logs)
+        raise _Stop
+
+    monkeypatch.setattr(train._EpochLog, "on_train_batch_end", stop_after_first_save)
+    with pytest.raises(_Stop):
+        train.run_cifar10(config, workdir)
+    monkeypatch.setattr(train._EpochLog, "on_train_batch_end", original)
+    with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
+        saved = json.load(f)
+    assert (saved["epoch"], saved["step"]) == (0, 1)
+    pruned_at_start = []
+    monkeypatch.setattr(train.controller.GlobalPruner, "prune_to",
+                        lambda *a, **k: pruned_at_start.append(1))
+    metrics = train.run_cifar10(config, workdir)
+    assert pruned_at_start == []  # the mask came from the checkpoint
+    assert metrics["one_shot_test_accuracy"] == saved["extra"]["one_shot_test_accuracy"]
+    assert metrics["masks_fixed_during_finetune"] is True
+    assert metrics["history"][0]["steps_after_resume"] == 1
+    assert metrics["nonzero_prunable_weights"] == masks.n_keep_for(
+        metrics["prunable_weights"], 0.8)
+
+
 def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     workdir = str(tmp_path / "resume")
     config = _config(mode="gradual", sparsity=0.5, epochs=2, pruning_begin=0.0,
