@@ -15,39 +15,29 @@ run() {  # run dir, sparsity, extra flags...
     --sparsity=$sparsity --pretrained=$DENSE --threads=1 --verbose=2 \
     --checkpoint_every_steps=50 --data_dir=$DATA --workdir=runs/$dir "$@" > runs/$dir.log 2>&1
 }
+keep() {  # run -> saved_models/cifar10_resnet20_<run>_1ep_cpu (the finished run dir)
+  rm -rf saved_models/cifar10_resnet20_$1_1ep_cpu
+  cp -r runs/r20_$1 saved_models/cifar10_resnet20_$1_1ep_cpu
+}
+plot_pair() {  # first run, second run (saved_models/cifar10_resnet20_<run>), png, labels, title
+  $PY -c 'import sys, tf_globalmp as t; a, b, png, la, lb, title = sys.argv[1:]
+d = "saved_models/cifar10_resnet20_"
+t.plot_layer_sparsity(t.load_model(d + a), d + a + "/" + png, compare=t.load_model(d + b),
+                      labels=(la, lb), title=title)' "$@"
+}
 mkdir -p runs
 for s in 90 95; do
   run r20_gmp${s}_global 0.$s --layer_distribution=global &
   run r20_gmp${s}_tfmot 0.$s --layer_distribution=tfmot &
   wait
-  for m in global tfmot; do
-    rm -rf saved_models/cifar10_resnet20_gmp${s}_${m}_1ep_cpu
-    cp -r runs/r20_gmp${s}_${m} saved_models/cifar10_resnet20_gmp${s}_${m}_1ep_cpu
-  done
-  $PY - <<PYEOF
-import tf_globalmp
-a = tf_globalmp.load_model("saved_models/cifar10_resnet20_gmp${s}_global_1ep_cpu")
-b = tf_globalmp.load_model("saved_models/cifar10_resnet20_gmp${s}_tfmot_1ep_cpu")
-tf_globalmp.plot_layer_sparsity(
-    a, "saved_models/cifar10_resnet20_gmp${s}_global_1ep_cpu/layer_sparsity_vs_tfmot.png",
-    compare=b, labels=("Global MP", "tfmot prune_low_magnitude"),
-    title="ResNet-20, ${s}% one-shot: remaining weights per layer")
-PYEOF
+  keep gmp${s}_global; keep gmp${s}_tfmot
+  plot_pair gmp${s}_global_1ep_cpu gmp${s}_tfmot_1ep_cpu layer_sparsity_vs_tfmot.png \
+    "Global MP" "tfmot prune_low_magnitude" "ResNet-20, ${s}% one-shot: remaining weights per layer"
 done
 run r20_gmp98_global 0.98 &
 run r20_gmp98_global_mt 0.98 --min_weights_fraction=0.0002 &
 wait
-for m in global global_mt; do
-  rm -rf saved_models/cifar10_resnet20_gmp98_${m}_1ep_cpu
-  cp -r runs/r20_gmp98_${m} saved_models/cifar10_resnet20_gmp98_${m}_1ep_cpu
-done
-$PY - <<PYEOF
-import tf_globalmp
-a = tf_globalmp.load_model("saved_models/cifar10_resnet20_gmp98_global_mt_1ep_cpu")
-b = tf_globalmp.load_model("saved_models/cifar10_resnet20_gmp98_global_1ep_cpu")
-tf_globalmp.plot_layer_sparsity(
-    a, "saved_models/cifar10_resnet20_gmp98_global_mt_1ep_cpu/layer_sparsity_mt_vs_none.png",
-    compare=b, labels=("Global MP + MT 0.02%", "Global MP"),
-    title="ResNet-20, 98% one-shot: remaining weights per layer")
-PYEOF
+keep gmp98_global; keep gmp98_global_mt
+plot_pair gmp98_global_mt_1ep_cpu gmp98_global_1ep_cpu layer_sparsity_mt_vs_none.png \
+  "Global MP + MT 0.02%" "Global MP" "ResNet-20, 98% one-shot: remaining weights per layer"
 $PY benchmarks/cifar10_table.py --write README.md

@@ -271,23 +271,29 @@ class _Stop(Exception):
     pass
 
 
+def _stopped_run(config, workdir, monkeypatch, hook):
+    """Runs `config` until the first `_EpochLog.<hook>` call has saved, stops it there
+    (as a kill would), restores the hook; returns the saved train_state/state.json."""
+    original = getattr(train._EpochLog, hook)
+
+    def save_then_stop(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise _Stop
+
+    monkeypatch.setattr(train._EpochLog, hook, save_then_stop)
+    with pytest.raises(_Stop):
+        train.run_cifar10(config, workdir)
+    monkeypatch.setattr(train._EpochLog, hook, original)
+    with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
+        return json.load(f)
+
+
 def test_one_shot_killed_inside_its_first_epoch_keeps_its_restored_mask(
         dense_run, tmp_path, monkeypatch):
     workdir = str(tmp_path / "oneshot")
     config = _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.8,
                      checkpoint_every_steps=1)  # 50 images / batch 25: save after step 1
-    original = train._EpochLog.on_train_batch_end
-
-    def stop_after_first_save(self, batch, logs=None):
-        original(self, batch, logs)
-        raise _Stop
-
-    monkeypatch.setattr(train._EpochLog, "on_train_batch_end", stop_after_first_save)
-    with pytest.raises(_Stop):
-        train.run_cifar10(config, workdir)
-    monkeypatch.setattr(train._EpochLog, "on_train_batch_end", original)
-    with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
-        saved = json.load(f)
+    saved = _stopped_run(config, workdir, monkeypatch, "on_train_batch_end")
     assert (saved["epoch"], saved["step"]) == (0, 1)
     pruned_at_start = []
     monkeypatch.setattr(train.controller.GlobalPruner, "prune_to",
@@ -305,18 +311,7 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
     workdir = str(tmp_path / "resume")
     config = _config(mode="gradual", sparsity=0.5, epochs=2, pruning_begin=0.0,
                      pruning_end=0.5)
-    original = train._EpochLog.on_epoch_end
-
-    def stop_after_first(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise _Stop
-
-    monkeypatch.setattr(train._EpochLog, "on_epoch_end", stop_after_first)
-    with pytest.raises(_Stop):
-        train.run_cifar10(config, workdir)
-    monkeypatch.setattr(train._EpochLog, "on_epoch_end", original)
-    with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
-        saved = json.load(f)
+    saved = _stopped_run(config, workdir, monkeypatch, "on_epoch_end")
     assert saved["epoch"] == 1
     begun = []
     monkeypatch.setattr(train._EpochLog, "on_epoch_begin",
@@ -338,14 +333,7 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
 
 def test_resuming_with_another_config_is_refused(tmp_path, monkeypatch):
     workdir = str(tmp_path / "run")
-
-    def stop(self, epoch, logs=None):
-        self.state.save(epoch + 1, [], {})
-        raise _Stop
-
-    monkeypatch.setattr(train._EpochLog, "on_epoch_end", stop)
-    with pytest.raises(_Stop):
-        train.run_cifar10(_config(epochs=2), workdir)
+    _stopped_run(_config(epochs=2), workdir, monkeypatch, "on_epoch_end")
     with pytest.raises(ValueError, match="different config.*learning_rate"):
         train.run_cifar10(_config(epochs=2, learning_rate=0.5), workdir)
 
