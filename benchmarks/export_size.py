@@ -29,6 +29,7 @@ import numpy as np
 from tf_globalmp import _compat
 from tf_globalmp import controller
 from tf_globalmp import export
+from tf_globalmp.export import flatbuffer
 from tf_globalmp import prune
 from tf_globalmp import registry
 from tf_globalmp import schedules
@@ -36,8 +37,10 @@ from tf_globalmp.models import resnet_cifar
 
 keras = _compat.keras
 
-_MODELS = flags.DEFINE_list("models", ["mobilenet_v1", "resnet20", "resnet32"],
-                            "mobilenet_v1 (alpha 1.0, 224), resnet20, resnet32 (CIFAR).")
+_MODELS = flags.DEFINE_list("models", ["mobilenet_v1", "mobilenet_v1_025", "resnet20",
+                                       "resnet32"],
+                            "mobilenet_v1 (alpha 1.0, 224), mobilenet_v1_025 (alpha 0.25, "
+                            "96), resnet20, resnet32 (CIFAR).")
 _SPARSITIES = flags.DEFINE_list("sparsities", ["0.8", "0.9", "0.95", "0.98"],
                                 "Global sparsities.")
 _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed invocations per file (interleaved).")
@@ -48,11 +51,15 @@ _BUILDERS = {
     "mobilenet_v1": lambda: keras.applications.MobileNet(
         alpha=1.0, input_shape=(224, 224, 3), weights=None, classes=1000,
         classifier_activation=None),
+    "mobilenet_v1_025": lambda: keras.applications.MobileNet(
+        alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=1000,
+        classifier_activation=None),
     "resnet20": lambda: resnet_cifar.resnet(20),
     "resnet32": lambda: resnet_cifar.resnet(32),
 }
 _TITLES = {
     "mobilenet_v1": "MobileNet-V1 (alpha 1.0, 224x224, 1000 classes)",
+    "mobilenet_v1_025": "MobileNet-V1 (alpha 0.25, 96x96, 1000 classes)",
     "resnet20": "ResNet-20 CIFAR (option A shortcuts)",
     "resnet32": "ResNet-32 CIFAR (option A shortcuts)",
 }
@@ -95,7 +102,7 @@ def _pruned_model(name, sparsity, seed=0):
 
 def _metadata_of(path):
     with open(path, "rb") as f:
-        return export.metadata_bytes(f.read())
+        return flatbuffer.metadata_bytes(f.read())
 
 
 def _runner(path, builtin):
@@ -150,7 +157,8 @@ def _model_section(name, sparsities, repeats):
     for sparsity in sparsities:
         wrapped = _pruned_model(name, sparsity)
         base = os.path.join(workdir, f"s{round(1000 * sparsity)}")
-        dense = export.export_tflite(wrapped, f"{base}_dense.tflite", sparse=False)
+        dense = export.export_tflite(wrapped, f"{base}_dense.tflite", sparse=False,
+                                      minify=False)  # the baseline: as converted
         sparse = export.export_tflite(wrapped, f"{base}_sparse.tflite")
         dynamic = export.export_tflite(wrapped, f"{base}_dynamic_sparse.tflite",
                                        quantize="dynamic")
@@ -164,10 +172,10 @@ def _model_section(name, sparsities, repeats):
         f"{rows[0][1].prunable_weights:,} prunable weights in "
         f"{rows[0][1].prunable_tensors} kernels.",
         "",
-        "| sparsity | file | bytes | vs dense | gzip bytes | gzip vs dense gzip "
-        "| quant params + names (bytes) | sparse tensors | max rel diff "
-        "| ms XNNPACK | ms builtin |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| sparsity | file | bytes | vs dense | converter bytes (vs dense) | gzip bytes "
+        "| gzip vs dense gzip | quant params + names (bytes) | sparse tensors "
+        "| max rel diff | ms XNNPACK | ms builtin |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for sparsity, dense, sparse, dynamic in rows:
         for label, r in (("dense float32", dense), ("sparse float32", sparse),
@@ -175,6 +183,7 @@ def _model_section(name, sparsities, repeats):
             quant, names = _metadata_of(r.path)
             lines.append(
                 f"| {100 * sparsity:g}% | {label} | {r.bytes:,} | {r.bytes / dense.bytes:.3f}x "
+                f"| {r.converted_bytes:,} ({r.converted_bytes / dense.bytes:.3f}x) "
                 f"| {r.gzip_bytes:,} | {r.gzip_bytes / dense.gzip_bytes:.3f}x "
                 f"| {quant:,} + {names:,} | {r.sparse_tensors} | {r.max_rel_diff:.1e} "
                 f"| {_ms(latency, r.path, False)} | {_ms(latency, r.path, True)} |"
@@ -212,7 +221,9 @@ def main(argv):
         "rescaled to unit output RMS; see the script): sizes depend on how many weights "
         "are nonzero and where, latency on the shapes. \"dense float32\" is the pruned "
         "model converted without sparse encoding (zeros stored); \"vs dense\" divides by "
-        "it. int8 is dynamic-range quantization (int8 weights, float activations). "
+        "it. Sparse files are minified (the default: no tensor names, no duplicated "
+        "quantization parameters on sparse constants); \"converter bytes\" is the "
+        "converter's own file. int8 is dynamic-range quantization (int8 weights, float activations). "
         "\"max rel diff\" is max |Keras - LiteRT| / max |Keras output| on 8 generated "
         "inputs (asserted <= 1e-5 for float32).",
         "",

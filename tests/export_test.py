@@ -12,6 +12,7 @@ import tf_globalmp
 from tf_globalmp import _compat
 from tf_globalmp import export
 from tf_globalmp import registry
+from tf_globalmp.export import flatbuffer
 from tf_globalmp.models import small_cnn
 
 keras = _compat.keras
@@ -55,7 +56,9 @@ def _unit_output_scale(model, x):
 
 @pytest.fixture(scope="module")
 def mobilenet(tmp_path_factory):
-    """MobileNet-V1 (alpha 0.25, 96x96) pruned globally to 90%, no training.
+    """MobileNet-V1 (alpha 0.25, 96x96, the published 1000-class head) pruned
+    globally to 90%, no training; exported float32 + sparse, and dynamic-range int8
+    + sparse with and without `minify`.
 
     Keras's Glorot init makes the depthwise kernels so small that one global
     threshold on an *untrained* MobileNet removes every depthwise layer and the last
@@ -65,7 +68,7 @@ def mobilenet(tmp_path_factory):
     """
     keras.utils.set_random_seed(0)
     model = keras.applications.MobileNet(
-        alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=10,
+        alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=1000,
         classifier_activation=None,
     )
     _he_normal_kernels(model)
@@ -75,9 +78,13 @@ def mobilenet(tmp_path_factory):
     out = tmp_path_factory.mktemp("mobilenet")
     return {
         "wrapped": wrapped,
+        "x": x,
         "float32": tf_globalmp.export_tflite(wrapped, str(out / "sparse.tflite")),
         "dynamic": tf_globalmp.export_tflite(
             wrapped, str(out / "dynamic.tflite"), quantize="dynamic"
+        ),
+        "dynamic_unminified": tf_globalmp.export_tflite(
+            wrapped, str(out / "dynamic_converter.tflite"), quantize="dynamic", minify=False
         ),
     }
 
@@ -208,33 +215,44 @@ def test_mobilenet_depthwise_convolutions_are_pruned_exported_and_verified(mobil
     assert report.max_rel_diff <= 1e-5
 
 
-def _metadata_of(path):
+def _read(path):
     with open(path, "rb") as f:
-        return export.metadata_bytes(f.read())
+        return f.read()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TF 2.21 converter: at this model size the file carries ~59 KB of "
-    "per-channel scales (float32) + zero points (int64), written twice (on the sparse "
-    "constant and on its Densify output), plus ~9 KB of tensor names; measured 0.16x "
-    "here. MobileNet-V1 1.0 at 224 meets it (0.082x, BENCHMARKS.md)",
-)
 def test_mobilenet_dynamic_int8_sparse_is_at_most_a_tenth(mobilenet):
     report = mobilenet["dynamic"]
-    assert report.bytes <= 0.10 * report.dense_bytes
-
-
-def test_mobilenet_dynamic_int8_sparse_weights_are_under_a_tenth(mobilenet):
-    """Why the xfail above fails: without the per-channel quantization parameters
-    and the tensor names, the file (int8 values, CSR indices, graph) is < 0.10x."""
-    report = mobilenet["dynamic"]
-    quant, names = _metadata_of(report.path)
-    assert report.bytes - quant - names <= 0.10 * report.dense_bytes
-    assert report.bytes <= 0.20 * report.dense_bytes
+    assert report.minified and report.bytes <= 0.10 * report.dense_bytes
     assert report.rtol is None and report.max_rel_diff < 0.2
     if report.verified_with != "XNNPACK":  # LiteRT 2.3's XNNPACK rejects this file
         assert any("XNNPACK" in w for w in report.warnings)
+
+
+def test_mobilenet_converter_file_is_larger_by_its_names_and_duplicated_scales(mobilenet):
+    """What minify removes, measured on the converter's own file."""
+    report, converter = mobilenet["dynamic"], mobilenet["dynamic_unminified"]
+    assert converter.bytes == converter.converted_bytes == report.converted_bytes
+    quant, names = flatbuffer.metadata_bytes(_read(converter.path))
+    small_quant, small_names = flatbuffer.metadata_bytes(_read(report.path))
+    assert names > 0 and small_names == 0
+    assert 0 < small_quant < quant  # the copy the weights' readers use stays
+    assert report.bytes <= converter.bytes - names - (quant - small_quant) + 1024
+    assert converter.bytes > 0.10 * converter.dense_bytes  # why minify is on by default
+
+
+def test_mobilenet_minified_file_computes_exactly_what_the_converter_file_does(mobilenet):
+    from ai_edge_litert import interpreter as litert
+
+    outputs = []
+    for key in ("dynamic", "dynamic_unminified"):
+        runner = litert.Interpreter(
+            model_path=mobilenet[key].path,
+            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        ).get_signature_runner()
+        (name,) = runner.get_input_details()
+        outputs.append(list(runner(**{name: mobilenet["x"]}).values()))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert mobilenet["dynamic"].max_abs_diff == mobilenet["dynamic_unminified"].max_abs_diff
 
 
 # ------------------------------------------------------------------- pure pieces
@@ -314,8 +332,43 @@ def test_cli_bad_path_exits_non_zero_with_one_clear_line(saved):
 
 def test_cli_unpruned_model_warns_and_exports(saved):
     out = str(saved / "dense.tflite")
-    code, stdout, stderr = _cli("--model", str(saved / "dense.keras"), "--out", out, "--no-sparse")
+    code, stdout, stderr = _cli("--model", str(saved / "dense.keras"), "--out", out,
+                                "--no-sparse", "--no-minify")
     assert code == 0, stderr[-2000:]
     assert "warning: model 'small_cnn' is not pruned" in stderr
+    assert "minify           off" in stdout
     with open(out + ".json") as f:
-        assert json.load(f)["sparse"] is False
+        data = json.load(f)
+    assert data["sparse"] is False and data["minified"] is False
+    assert data["bytes"] == data["converted_bytes"] == data["dense_bytes"]
+
+
+def test_minify_changes_only_names_and_quantization_read_by_densify_alone(tmp_path):
+    from ai_edge_litert import schema_py_generated as schema
+
+    path = str(tmp_path / "m.tflite")
+    tf_globalmp.export_tflite(_pruned_small_cnn(), path, quantize="dynamic", minify=False)
+    before = schema.ModelT.InitFromPackedBuf(bytearray(_read(path)), 0)
+    after = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer.minify(_read(path))), 0)
+    assert [b.data.tobytes() if b.data is not None else b"" for b in before.buffers] == [
+        b.data.tobytes() if b.data is not None else b"" for b in after.buffers]
+    (g0,), (g1,) = before.subgraphs, after.subgraphs
+    names = [before.operatorCodes[op.opcodeIndex].builtinCode for op in g0.operators]
+    assert [(op.opcodeIndex, list(op.inputs), list(op.outputs)) for op in g0.operators] == [
+        (op.opcodeIndex, list(op.inputs), list(op.outputs)) for op in g1.operators]
+    assert names.count(schema.BuiltinOperator.DENSIFY) >= 1
+    dropped = 0
+    for i, (t0, t1) in enumerate(zip(g0.tensors, g1.tensors, strict=True)):
+        assert t0.name and t1.name is None
+        assert (list(t0.shape), t0.type, t0.buffer) == (list(t1.shape), t1.type, t1.buffer)
+        assert (t0.sparsity is None) == (t1.sparsity is None)
+        readers = {n for op, n in zip(g0.operators, names) if i in list(op.inputs)}
+        if readers == {schema.BuiltinOperator.DENSIFY} and t0.quantization is not None:
+            assert t1.quantization is None
+            dropped += 1
+        elif t0.quantization is not None:
+            np.testing.assert_array_equal(t0.quantization.scale, t1.quantization.scale)
+    assert dropped >= 1
+    assert (list(g1.inputs), list(g1.outputs)) == (list(g0.inputs), list(g0.outputs))
+    assert [s.signatureKey for s in after.signatureDefs] == [
+        s.signatureKey for s in before.signatureDefs]

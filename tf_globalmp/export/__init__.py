@@ -15,10 +15,11 @@ the *file* shrinks while inference runs dense kernels (every sparse tensor of a
 Global MP model gets a Densify op); only FullyConnected weights with a 1x4 (float) or
 1x16 (int8) block pattern skip it and keep a sparse kernel at run time.
 
-Command line (the report is printed and written as ``<out>.json``)::
+With `minify` (the default) the converter's file is rewritten without tensor
+names and without the quantization parameters it duplicates on sparse constants
+(`tf_globalmp.export.flatbuffer.minify`); the verified file is the written one.
 
-    python -m tf_globalmp.export --model saved_models/run/model.keras \\
-        --out model.tflite [--quantize dynamic] [--no-sparse]
+Command line: ``python -m tf_globalmp.export --help`` (`__main__.py`).
 """
 
 import dataclasses
@@ -32,6 +33,7 @@ import numpy as np
 from tf_globalmp import _compat
 from tf_globalmp import prune
 from tf_globalmp import report
+from tf_globalmp.export import flatbuffer
 
 import tensorflow as tf  # noqa: E402  (after tf_globalmp selected tf-keras)
 
@@ -63,7 +65,9 @@ class ExportReport:
     path: str
     quantize: str | None
     sparse: bool
+    minified: bool
     bytes: int
+    converted_bytes: int  # the converter's file, before `minify`
     gzip_bytes: int
     dense_bytes: int
     dense_gzip_bytes: int
@@ -92,7 +96,8 @@ class ExportReport:
     @property
     def mode(self):
         kind = "float32" if self.quantize is None else self.quantize
-        return f"{kind}{' + sparse' if self.sparse else ''}"
+        return (f"{kind}{' + sparse' if self.sparse else ''}"
+                f"{', minified' if self.minified else ''}")
 
     def to_dict(self):
         data = dataclasses.asdict(self)
@@ -112,6 +117,8 @@ class ExportReport:
             f"{self.ratio:>8.3f}x {self.gzip_ratio:>13.3f}x",
             f"{'dense float32':<16} {self.dense_bytes:>12,} {self.dense_gzip_bytes:>12,} "
             f"{1:>8.3f}x {1:>13.3f}x",
+            f"minify           {self.converted_bytes:,} converter bytes -> {self.bytes:,}"
+            if self.minified else "minify           off (the converter's file as is)",
             f"global sparsity  {100 * self.sparsity:.2f}% ({self.nonzero_weights:,} of "
             f"{self.prunable_weights:,} prunable weights nonzero); {self.sparse_tensors} "
             f"weight tensor(s) sparse-encoded, {self.prunable_tensors} prunable",
@@ -159,38 +166,6 @@ def converter_options(sparse, quantize):
 def gzip_size(content):
     """Bytes of `content` gzipped at level 9 (deterministic: mtime 0)."""
     return len(gzip.compress(content, compresslevel=9, mtime=0))
-
-
-def count_sparse_tensors(content):
-    """Number of tensors stored in a sparse format in a `.tflite` flatbuffer."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(content, 0)
-    count = 0
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for t in range(subgraph.TensorsLength()):
-            if subgraph.Tensors(t).Sparsity() is not None:
-                count += 1
-    return count
-
-
-def metadata_bytes(content):
-    """(quantization parameter bytes, tensor name bytes) of a `.tflite` flatbuffer:
-    float32 scales + int64 zero points (per channel for int8 kernels) and names."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(content, 0)
-    quant = names = 0
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for t in range(graph.TensorsLength()):
-            tensor = graph.Tensors(t)
-            names += len(tensor.Name() or b"")
-            q = tensor.Quantization()
-            if q is not None:
-                quant += 4 * q.ScaleLength() + 8 * q.ZeroPointLength()
-    return quant, names
 
 
 def max_diff(reference, candidate):
@@ -355,7 +330,8 @@ def _rtol(verify, quantize):
 
 
 def export_tflite(
-    model, path, *, sparse=True, quantize=None, representative_dataset=None, verify=True
+    model, path, *, sparse=True, quantize=None, representative_dataset=None, minify=True,
+    verify=True,
 ):
     """Writes `model` as a `.tflite` file and returns its `ExportReport`.
 
@@ -374,6 +350,9 @@ def export_tflite(
         several inputs) of samples. Used for int8 calibration and as the
         verification batch (its first 8 samples); without it the batch is drawn
         from a standard normal with a fixed seed.
+      minify: drop tensor names and the quantization parameters the converter
+        writes twice for sparse weights (`flatbuffer.minify`); weights, ops and
+        signatures are unchanged, and the minified file is the one verified.
       verify: run the file in the LiteRT interpreter and compare with the Keras
         model. Float32 exports must agree within 1e-5 relative to the largest
         output magnitude (a float sets another limit), else `ExportError` and no
@@ -401,9 +380,12 @@ def export_tflite(
         )
 
     content = _convert(stripped, sparse, quantize, representative_fn(representative_dataset, specs))
-    plain_float32 = not sparse and quantize is None
-    dense = content if plain_float32 else _convert(stripped, False, None, None)
-    sparse_tensors = count_sparse_tensors(content)
+    # The baseline: the converter's dense float32 file, as users get it without us.
+    dense = content if not sparse and quantize is None else _convert(stripped, False, None, None)
+    converted_bytes = len(content)
+    if minify:
+        content = flatbuffer.minify(content)
+    sparse_tensors = flatbuffer.count_sparse_tensors(content)
     if sparse and sparse_tensors == 0 and weights.total.nonzero < weights.total.weights:
         warnings.append(
             "the converter sparse-encoded no weight tensor (it needs at least "
@@ -439,7 +421,9 @@ def export_tflite(
         path=str(path),
         quantize=quantize,
         sparse=bool(sparse),
+        minified=bool(minify),
         bytes=len(content),
+        converted_bytes=converted_bytes,
         gzip_bytes=gzip_size(content),
         dense_bytes=len(dense),
         dense_gzip_bytes=gzip_size(dense),
@@ -491,61 +475,3 @@ def load_model(path):
         except Exception as e:
             first = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)
             raise ValueError(f"cannot load a tf-keras model from {path!r}: {first[:300]}") from e
-
-
-def _define_flags():
-    from absl import flags
-
-    flags.DEFINE_string("model", None, "SavedModel directory, .keras or .h5 file (or a "
-                        "run directory holding model.keras).", required=True)
-    flags.DEFINE_string("out", None, "Output .tflite file; the report goes to <out>.json.",
-                        required=True)
-    flags.DEFINE_enum("quantize", None, ["float16", "dynamic", "int8"],
-                      "Quantization (default: none, float32). int8 needs representative "
-                      "data and is not available from the command line.")
-    flags.DEFINE_bool("sparse", True, "Sparse weight encoding (--no-sparse turns it off).")
-    flags.DEFINE_bool("verify", True, "Compare the file's outputs with the Keras model "
-                      "(--no-verify skips it).")
-    return flags.FLAGS
-
-
-def main(argv):
-    import sys
-
-    from absl import flags
-
-    args = flags.FLAGS
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return 2
-    if args.quantize == "int8":
-        print("error: --quantize int8 needs representative data; use "
-              "tf_globalmp.export_tflite(..., representative_dataset=...) from Python",
-              file=sys.stderr)
-        return 2
-    try:
-        model = load_model(args.model)
-        result = export_tflite(model, args.out, sparse=args.sparse, quantize=args.quantize,
-                               verify=args.verify)
-    except (FileNotFoundError, ValueError, TypeError, ExportError) as e:
-        print(f"error: {e}".splitlines()[0], file=sys.stderr)
-        return 1
-    print(result.to_table())
-    print(f"report written to {args.out}.json")
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return 0
-
-
-def _gnu_negations(argv, names=("sparse", "verify")):
-    """absl spells a false boolean --nosparse; also accept --no-sparse."""
-    return [f"--no{a[5:]}" if a[5:] in names and a.startswith("--no-") else a for a in argv]
-
-
-if __name__ == "__main__":
-    import sys
-
-    from absl import app
-
-    _define_flags()
-    app.run(main, argv=_gnu_negations(sys.argv))
