@@ -270,6 +270,9 @@ def test_max_diff_is_relative_to_the_largest_reference_output():
     got = [np.array([[2.0, -4.5]]), np.array([1.25])]
     assert export.max_diff(ref, got) == (0.5, 0.125)
     assert export.max_diff([np.zeros(3)], [np.zeros(3)]) == (0.0, 0.0)
+    abs_diff, rel_diff = export.max_diff([np.zeros(3, np.float32)], [np.ones(3, np.float32)])
+    assert abs_diff == 1.0 and type(rel_diff) is float  # JSON-serializable
+    json.dumps(rel_diff)
 
 
 def test_verification_batch_from_arrays_callables_or_seeded_noise():

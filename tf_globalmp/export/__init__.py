@@ -176,7 +176,8 @@ def max_diff(reference, candidate):
         for r, c in zip(reference, candidate)
     )
     scale = max(float(np.max(np.abs(r))) if np.size(r) else 0.0 for r in reference)
-    return abs_diff, abs_diff / max(scale, np.finfo(np.float32).tiny)
+    # float(): with an all-zero reference, NumPy 2 would return a np.float32 (not JSON).
+    return abs_diff, float(abs_diff / max(scale, float(np.finfo(np.float32).tiny)))
 
 
 # ---------------------------------------------------------------- model inputs
