@@ -40,7 +40,8 @@ keras = _compat.keras
 _MODELS = flags.DEFINE_list("models", ["mobilenet_v1", "mobilenet_v1_025", "resnet20",
                                        "resnet32"],
                             "mobilenet_v1 (alpha 1.0, 224), mobilenet_v1_025 (alpha 0.25, "
-                            "96), resnet20, resnet32 (CIFAR).")
+                            "96), mobilenet_v1_025_10 (the same, 10 classes), resnet20, "
+                            "resnet32 (CIFAR).")
 _SPARSITIES = flags.DEFINE_list("sparsities", ["0.8", "0.9", "0.95", "0.98"],
                                 "Global sparsities.")
 _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed invocations per file (interleaved).")
@@ -54,12 +55,16 @@ _BUILDERS = {
     "mobilenet_v1_025": lambda: keras.applications.MobileNet(
         alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=1000,
         classifier_activation=None),
+    "mobilenet_v1_025_10": lambda: keras.applications.MobileNet(
+        alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=10,
+        classifier_activation=None),
     "resnet20": lambda: resnet_cifar.resnet(20),
     "resnet32": lambda: resnet_cifar.resnet(32),
 }
 _TITLES = {
     "mobilenet_v1": "MobileNet-V1 (alpha 1.0, 224x224, 1000 classes)",
     "mobilenet_v1_025": "MobileNet-V1 (alpha 0.25, 96x96, 1000 classes)",
+    "mobilenet_v1_025_10": "MobileNet-V1 (alpha 0.25, 96x96, 10 classes)",
     "resnet20": "ResNet-20 CIFAR (option A shortcuts)",
     "resnet32": "ResNet-32 CIFAR (option A shortcuts)",
 }
@@ -223,7 +228,8 @@ def main(argv):
         "model converted without sparse encoding (zeros stored); \"vs dense\" divides by "
         "it. Sparse files are minified (the default: no tensor names, no duplicated "
         "quantization parameters on sparse constants); \"converter bytes\" is the "
-        "converter's own file. int8 is dynamic-range quantization (int8 weights, float activations). "
+        "converter's own file. int8 is dynamic-range quantization (int8 weights, float "
+        "activations). "
         "\"max rel diff\" is max |Keras - LiteRT| / max |Keras output| on 8 generated "
         "inputs (asserted <= 1e-5 for float32).",
         "",
