@@ -48,16 +48,16 @@ _REPEATS = flags.DEFINE_integer("repeats", 15, "Timed invocations per file (inte
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/tf_globalmp_export_size", "Where files go.")
 _OUT = flags.DEFINE_string("out", None, "Append the Markdown section to this file.")
 
+def _mobilenet_v1(alpha, size, classes):
+    return lambda: keras.applications.MobileNet(
+        alpha=alpha, input_shape=(size, size, 3), weights=None, classes=classes,
+        classifier_activation=None)
+
+
 _BUILDERS = {
-    "mobilenet_v1": lambda: keras.applications.MobileNet(
-        alpha=1.0, input_shape=(224, 224, 3), weights=None, classes=1000,
-        classifier_activation=None),
-    "mobilenet_v1_025": lambda: keras.applications.MobileNet(
-        alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=1000,
-        classifier_activation=None),
-    "mobilenet_v1_025_10": lambda: keras.applications.MobileNet(
-        alpha=0.25, input_shape=(96, 96, 3), weights=None, classes=10,
-        classifier_activation=None),
+    "mobilenet_v1": _mobilenet_v1(1.0, 224, 1000),
+    "mobilenet_v1_025": _mobilenet_v1(0.25, 96, 1000),
+    "mobilenet_v1_025_10": _mobilenet_v1(0.25, 96, 10),
     "resnet20": lambda: resnet_cifar.resnet(20),
     "resnet32": lambda: resnet_cifar.resnet(32),
 }

@@ -66,13 +66,13 @@ def minify(content):
     densify = {i for i, code in enumerate(model.operatorCodes or [])
                if _builtin_code(code) == schema.BuiltinOperator.DENSIFY}
     for graph in model.subgraphs or []:
-        readers = {}
+        read_by_densify, read_by_others = set(), set()
         for op in graph.operators or []:
-            for i in op.inputs if op.inputs is not None else []:
-                readers.setdefault(int(i), set()).add(op.opcodeIndex in densify)
+            readers = read_by_densify if op.opcodeIndex in densify else read_by_others
+            readers.update(int(i) for i in (op.inputs if op.inputs is not None else []))
         for i, tensor in enumerate(graph.tensors or []):
             tensor.name = None
-            if readers.get(i) == {True}:
+            if i in read_by_densify and i not in read_by_others:
                 tensor.quantization = None
     builder = flatbuffers.Builder(len(content))
     builder.Finish(model.Pack(builder), file_identifier=_IDENTIFIER)
