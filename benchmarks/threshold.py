@@ -19,21 +19,36 @@ Exactness (always): kept count == N - round(sparsity * N); smallest kept magnitu
 == numpy's k-th largest |w|; masks == a numpy reference (ties at the threshold kept
 lowest position first); GlobalPruner's masks == global_magnitude_masks' masks.
 
-With `--out FILE` the section "Global threshold (issue: core engine)" of FILE and its
+First call vs later calls (`--first_call`, on by default; `--first_call_only` for just
+this): the first call of a compiled update traces and optimises its graph. Each
+(code, model, method) runs in a fresh subprocess that builds the inputs, times the
+first call (including tracing), then `--first_call_repeats` later calls; the
+processes of all codes and methods run interleaved, `--first_call_runs` times. With
+`--before REF` the same is measured for the package as of git ref REF (extracted to
+a temporary directory and put first on PYTHONPATH), side by side with the working
+tree.
+
+With `--out FILE` the section "Global threshold (core engine)" of FILE and its
 rows in FILE's summary table are replaced (created if missing); other sections stay.
+With `--first_call_only` only the first-call block (between its own markers, inside
+that section) and its summary row are replaced.
 """
 
-import tf_globalmp  # noqa: F401  (first: selects tf-keras)
+import tf_globalmp  # first: selects tf-keras
 
 import ctypes
 import gc
+import io
 import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 
 import numpy as np
@@ -49,6 +64,8 @@ from tf_globalmp import prune
 from tf_globalmp import registry
 from tf_globalmp import schedules
 
+import sections  # benchmarks/sections.py, beside this script
+
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Interleaved timed repeats per method.")
 _SPARSITY = flags.DEFINE_float("sparsity", 0.9, "Global sparsity (fraction pruned).")
 _MODELS = flags.DEFINE_list("models", ["resnet50", "mobilenet"], "Models to benchmark.")
@@ -56,11 +73,35 @@ _MEMORY = flags.DEFINE_boolean("memory", True, "Measure peak extra memory per me
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the random normal weights.")
 _OUT = flags.DEFINE_string("out", None, "Markdown file whose section is (re)written.")
 _CHILD = flags.DEFINE_string("memory_child", None, "Internal: 'model:method' to measure.")
+_FIRST_CALL = flags.DEFINE_boolean(
+    "first_call", True, "Measure the first call (incl. tracing) vs later calls."
+)
+_FIRST_CALL_ONLY = flags.DEFINE_boolean(
+    "first_call_only", False, "Only the first-call table (its block in --out)."
+)
+_BEFORE = flags.DEFINE_string(
+    "before", None, "Git ref whose tf_globalmp the first-call table compares against."
+)
+_FIRST_RUNS = flags.DEFINE_integer(
+    "first_call_runs", 2, "Fresh processes per (code, model, method)."
+)
+_FIRST_REPEATS = flags.DEFINE_integer(
+    "first_call_repeats", 5, "Later calls timed in each first-call process."
+)
+_FIRST_MODELS = flags.DEFINE_list(
+    "first_call_models", ["resnet50"], "Models of the first-call table."
+)
+_FIRST_CHILD = flags.DEFINE_string(
+    "first_call_child", None, "Internal: 'model:method' first-call process."
+)
 
-SECTION = "Global threshold (issue: core engine)"
+SECTION = "Global threshold (core engine)"
 SECTION_SHORT = "Global threshold"
 BEGIN = "<!-- benchmarks/threshold.py: begin -->"
 END = "<!-- benchmarks/threshold.py: end -->"
+FIRST_BEGIN = "<!-- benchmarks/threshold.py first call: begin -->"
+FIRST_END = "<!-- benchmarks/threshold.py first call: end -->"
+FIRST_ROW = "first mask update incl. tracing vs a later one"
 
 # name -> (constructor, expected prunable count, where the expectation comes from)
 MODELS = {
@@ -81,6 +122,7 @@ METHODS = {
 }
 BASELINE = "np_concat"
 BASELINE_2 = "np_part"
+FIRST_CALL_METHODS = ("ours_graph", "ours_api", "update")  # they set Workload.cpu
 
 
 # ------------------------------------------------------------------ machine info
@@ -146,16 +188,21 @@ class Workload:
 
     # Each method runs once and returns (elapsed seconds, result); setup work a
     # method needs before it (restoring state) is done before the clock starts.
+    # (`cpu`: process CPU seconds of the last call of a FIRST_CALL_METHODS method.)
     def ours_graph(self):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = masks._global_fn(self.flat, self._n_keep_t, self._no_forced)
-        out[-1].numpy()
-        return time.perf_counter() - start, out
+        # (masks, threshold) now; a list of masks before the first-call work.
+        bool_masks = out[0] if isinstance(out, tuple) else out
+        bool_masks[-1].numpy()
+        self.cpu = time.process_time() - cpu
+        return time.perf_counter() - start, bool_masks
 
     def ours_api(self):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = masks.global_magnitude_masks(self.tensors, self.sparsity)
         out[-1].numpy()
+        self.cpu = time.process_time() - cpu
         return time.perf_counter() - start, out
 
     def np_concat(self):
@@ -219,9 +266,10 @@ class Workload:
 
     def update(self):
         self.reset_model()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = self.pruner.prune_to(self.sparsity)
         elapsed = time.perf_counter() - start
+        self.cpu = time.process_time() - cpu
         if result.unchanged:
             raise RuntimeError("prune_to skipped the update: masks were not reset")
         return elapsed, result
@@ -314,6 +362,175 @@ def measure_memory(model_name, method):
     return json.loads(lines[-1])["extra_kib"] * 1024
 
 
+# ------------------------------------------------------------------ first call
+def _first_call_child(spec):
+    """In a fresh process: the first call (incl. tracing) and later calls of a method."""
+    model_name, method = spec.split(":")
+    logging.set_verbosity(logging.WARNING)
+    wl = Workload(model_name, _SPARSITY.value, _SEED.value)
+    first = wl.run(method)[0]
+    first_cpu = wl.cpu
+    later, later_cpu = [], []
+    for _ in range(_FIRST_REPEATS.value):
+        later.append(wl.run(method)[0])
+        later_cpu.append(wl.cpu)
+    print(json.dumps({
+        "first": first, "first_cpu": first_cpu, "later": later, "later_cpu": later_cpu,
+        "package": os.path.dirname(tf_globalmp.__file__),
+    }))
+
+
+def _extract_package(ref):
+    """tf_globalmp as of git `ref` in a new temporary directory: (directory, commit)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    commit = subprocess.run(
+        ["git", "-C", repo, "rev-parse", "--short", ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", repo, "archive", commit, "tf_globalmp"], capture_output=True, check=True
+    ).stdout
+    directory = tempfile.mkdtemp(prefix="tf_globalmp_before_")
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(directory, filter="data")
+    return directory, commit
+
+
+def _run_first_call_child(model_name, method, package_root):
+    env = dict(os.environ)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if package_root:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    cmd = [
+        sys.executable, os.path.abspath(__file__), f"--first_call_child={model_name}:{method}",
+        f"--sparsity={_SPARSITY.value}", f"--seed={_SEED.value}",
+        f"--first_call_repeats={_FIRST_REPEATS.value}",
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 or not lines:
+        logging.warning("first-call child %s:%s (%s) failed:\n%s", model_name, method,
+                        package_root or "working tree", out.stderr[-3000:])
+        return None
+    result = json.loads(lines[-1])
+    if package_root and not result["package"].startswith(package_root):
+        raise RuntimeError(f"child imported {result['package']}, not the package in {package_root}")
+    return result
+
+
+def measure_first_calls():
+    """{(code label, model, method): [child results]}, processes interleaved."""
+    codes = {"working tree": None}
+    if _BEFORE.value:
+        root, commit = _extract_package(_BEFORE.value)
+        codes = {f"before ({commit})": root, **codes}
+    results = {}
+    try:
+        for run in range(_FIRST_RUNS.value):
+            for model_name in _FIRST_MODELS.value:
+                for method in FIRST_CALL_METHODS:
+                    for label, root in codes.items():
+                        result = _run_first_call_child(model_name, method, root)
+                        results.setdefault((label, model_name, method), []).append(result)
+                        if result:
+                            print(f"first call {label} {model_name}:{method} run {run + 1}: "
+                                  f"{result['first']:.2f} s, later "
+                                  f"{1000 * statistics.median(result['later']):.0f} ms",
+                                  flush=True)
+    finally:
+        for root in filter(None, codes.values()):
+            shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def _first_call_stats(runs):
+    runs = [r for r in runs if r]
+    if not runs:
+        return None
+    later = [t for r in runs for t in r["later"]]
+    later_cpu = [t for r in runs for t in r["later_cpu"]]
+    stats = {
+        "firsts": [r["first"] for r in runs],
+        "first": statistics.median(r["first"] for r in runs),
+        "later": statistics.median(later),
+        "first_cpu": statistics.median(r["first_cpu"] for r in runs),
+        "later_cpu": statistics.median(later_cpu),
+    }
+    stats["ratio"] = stats["first"] / stats["later"]
+    stats["ratio_cpu"] = stats["first_cpu"] / stats["later_cpu"]
+    return stats
+
+
+FIRST_LABELS = {
+    "ours_graph": "`masks._global_fn` (compiled selection only)",
+    "ours_api": "`global_magnitude_masks(tensors, s)`",
+    "update": "whole mask update `GlobalPruner(wrapped).prune_to(s)`",
+}
+
+
+def first_call_lines(results, command):
+    """The first-call block (Markdown lines) and its summary row."""
+    lines = [
+        "### First update (including tracing) vs later updates",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Each row: {_FIRST_RUNS.value} fresh processes (interleaved with the other rows); "
+        "each times its first call, which traces and optimises the compiled graph, then "
+        f"{_FIRST_REPEATS.value} later calls. Medians over processes (first) and over all "
+        "later calls; CPU = process CPU time (user + system, all threads), less "
+        "sensitive than wall time to other jobs on the cores. Global sparsity "
+        f"{_SPARSITY.value}, seeded random normal weights, no Minimum Threshold.",
+        "",
+        "| code | model | method | first call s (each process) | later call ms | "
+        "first / later | CPU: first s / later ms / ratio |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    summary = {}
+    for (label, model_name, method), runs in results.items():
+        stats = _first_call_stats(runs)
+        title = MODELS[model_name][0]
+        if stats is None:
+            lines.append(f"| {label} | {title} | {FIRST_LABELS[method]} | failed | | | |")
+            continue
+        firsts = ", ".join(f"{t:.2f}" for t in stats["firsts"])
+        lines.append(
+            f"| {label} | {title} | {FIRST_LABELS[method]} | {stats['first']:.2f} ({firsts}) "
+            f"| {1000 * stats['later']:.0f} | **{stats['ratio']:.1f}x** | "
+            f"{stats['first_cpu']:.2f} / {1000 * stats['later_cpu']:.0f} / {stats['ratio_cpu']:.1f}x |"
+        )
+        if method == "update":
+            summary.setdefault(model_name, []).append((label, stats))
+    lines += [""]
+    rows = []
+    for model_name, entries in summary.items():
+        text = "; ".join(
+            f"{label}: {s['first']:.1f} s vs {1000 * s['later']:.0f} ms = {s['ratio']:.1f}x"
+            for label, s in entries
+        )
+        rows.append(
+            f"| {FIRST_ROW}, {MODELS[model_name][0]} | {text} (target: <= 10x) | {SECTION_SHORT} |"
+        )
+    return lines, rows
+
+
+def write_first_call(path, block_lines, summary_rows):
+    """Replaces the first-call block of `path` (or inserts it at the end of the
+    Global threshold section, else of the file) and its summary row."""
+    text = sections.read(path, sections.NEW_FILE)
+    body = "\n".join(block_lines)
+    new = sections.replace_marked(text, FIRST_BEGIN, FIRST_END, body)
+    if new is None:
+        block = "\n".join([FIRST_BEGIN, body, FIRST_END])
+        if BEGIN in text and END in text:  # inside this script's section, at its end
+            head, tail = text.split(END, 1)
+            new = head.rstrip("\n") + "\n\n" + block + "\n\n" + END + tail
+        else:
+            new = sections.insert_after(text, f"## {SECTION_SHORT}", block)
+    new = sections.replace_summary_rows(
+        new, lambda row: row.startswith(f"| {FIRST_ROW}"), summary_rows)
+    sections.write(path, new.rstrip("\n") + "\n")
+
+
 # ------------------------------------------------------------------ report
 def _fmt_mib(nbytes):
     return "n/a" if nbytes is None else f"{nbytes / 2**20:.0f}"
@@ -363,30 +580,15 @@ def model_table(wl, times, first_call, memory, exact):
 
 
 def write_out(path, section_lines, summary_rows):
-    text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    section = "\n".join([BEGIN, *section_lines, END])
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    # Summary table: the first Markdown table of the file; rows whose last cell
-    # names this section are ours and are replaced.
-    lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.startswith("| result |")), None)
-    if start is None:
-        first_section = next((i for i, l in enumerate(lines) if l.startswith("## ")), len(lines))
-        lines[first_section:first_section] = [
-            "| result | value | section |", "|---|---|---|", ""
-        ]
-        start = first_section
-    end = start + 2
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    kept = [l for l in lines[start + 2:end] if SECTION_SHORT not in l.rsplit("|", 2)[-2]]
-    lines[start + 2:end] = kept + summary_rows
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip("\n") + "\n")
+    text = sections.read(path, sections.NEW_FILE)
+    body = "\n".join(section_lines)
+    new = sections.replace_marked(text, BEGIN, END, body)
+    if new is None:
+        new = sections.append_text(text, "\n".join([BEGIN, body, END]))
+    # Summary table rows whose last cell names this section are ours.
+    new = sections.replace_summary_rows(
+        new, lambda row: SECTION_SHORT in row.rsplit("|", 2)[-2], summary_rows)
+    sections.write(path, new.rstrip("\n") + "\n")
 
 
 def main(argv):
@@ -394,7 +596,19 @@ def main(argv):
     if _CHILD.value:
         _memory_child(_CHILD.value)
         return
+    if _FIRST_CHILD.value:
+        _first_call_child(_FIRST_CHILD.value)
+        return
     command = "python benchmarks/threshold.py " + " ".join(sys.argv[1:])
+    first_block, first_rows = [], []
+    if _FIRST_CALL.value or _FIRST_CALL_ONLY.value:
+        first_block, first_rows = first_call_lines(measure_first_calls(), command)
+        print("\n".join(first_block), flush=True)
+    if _FIRST_CALL_ONLY.value:
+        if _OUT.value:
+            write_first_call(_OUT.value, first_block, first_rows)
+            print(f"wrote {_OUT.value}")
+        return
     workloads = []
     for name in _MODELS.value:
         wl = Workload(name, _SPARSITY.value, _SEED.value)
@@ -485,6 +699,9 @@ def main(argv):
             f"({verdict(med['update'] < 200)})"
         )
     lines += ["Conclusion: " + "; ".join(conclusions) + ".", ""]
+    if first_block:
+        lines += [FIRST_BEGIN, *first_block, FIRST_END, ""]
+        summary_rows += first_rows
     text = "\n".join(lines)
     print(text)
     if _OUT.value:

@@ -47,49 +47,87 @@ def n_keep_for(total, sparsity):
     return int(total) - int(round(validate_sparsity(sparsity) * int(total)))
 
 
+# Graph builders use explicit tf.cond: a caller's AutoGraph must not convert them
+# (converting the selection code costs seconds of tracing).
+@tf.autograph.experimental.do_not_convert
 def global_keep_masks(keys, n_keep, forced_counts, sizes):
     """Graph: exact Global MP with MT ("global" redistribution).
 
     Each layer keeps its `forced_counts[l]` largest keys; the remaining
-    ``n_keep - sum(forced)`` go to the largest other keys network-wide.
+    ``n_keep - sum(forced)`` go to the largest other keys network-wide. One
+    selection over the concatenated keys (see `selection`): the graph's size does not
+    grow with the number of layers beyond one concat and one split.
 
     Returns (bool masks, threshold key of the shared part, forced masks).
     """
-    forced = [
-        selection.layer_top_k_mask(key, count, size)
-        for key, count, size in zip(keys, tf.unstack(forced_counts), sizes)
-    ]
-    candidates = [tf.where(f, selection.EXCLUDED, key) for f, key in zip(forced, keys)]
+    mask, threshold, forced = _global_flat(selection.concat(keys), n_keep, forced_counts, sizes)
+    return selection.split(mask, sizes), threshold, selection.split(forced, sizes)
+
+
+def _global_flat(keys, n_keep, forced_counts, sizes):
+    """`global_keep_masks` on the concatenated keys: (mask, threshold key, forced)."""
+    any_forced = tf.reduce_any(forced_counts > 0)
+    candidates = tf.cond(  # forced keys become EXCLUDED (magnitude keys are >= 0)
+        any_forced,
+        lambda: tf.where(
+            selection.segment_top_k_mask(keys, forced_counts, sizes), selection.EXCLUDED, keys
+        ),
+        lambda: keys,
+    )
     remaining = n_keep - tf.reduce_sum(forced_counts)
-    chosen, threshold = selection.top_k_masks(candidates, remaining)
-    masks = [tf.logical_or(f, c) for f, c in zip(forced, chosen)]
-    return masks, threshold, forced
+    chosen, threshold = selection.top_k_mask(candidates, remaining)
+    forced = candidates < 0
+    mask = tf.cond(any_forced, lambda: tf.logical_or(chosen, forced), lambda: chosen)
+    return mask, threshold, forced
 
 
+@tf.autograph.experimental.do_not_convert
 def per_layer_keep_masks(keys, keep_counts, sizes):
     """Graph: each layer keeps exactly `keep_counts[l]` of its largest keys."""
-    return [
-        selection.layer_top_k_mask(key, count, size)
-        for key, count, size in zip(keys, tf.unstack(keep_counts), sizes)
-    ]
+    mask = selection.segment_top_k_mask(selection.concat(keys), keep_counts, sizes)
+    return selection.split(mask, sizes)
 
 
-@tf.function(reduce_retracing=True)
+def _flat_keys(flat_weights):
+    """Magnitude keys of all weights as one buffer (concatenated first: one copy)."""
+    return selection.magnitude_keys(
+        selection.concat([tf.cast(w, tf.float32) for w in flat_weights])
+    )
+
+
 def _global_fn(flat_weights, n_keep, forced_counts):
-    keys = [selection.magnitude_keys(w) for w in flat_weights]
-    sizes = [tf.size(w) for w in flat_weights]
-    masks, _, _ = global_keep_masks(keys, n_keep, forced_counts, sizes)
-    return masks
+    """Compiled Global MP (+ MT): (flat bool masks, threshold magnitude).
+
+    Called eagerly without MT (all `forced_counts` 0), a smaller graph without the
+    MT part runs: it traces and optimises in about half the time.
+    """
+    if tf.executing_eagerly() and not np.any(np.asarray(forced_counts)):
+        return _global_no_mt_graph(flat_weights, n_keep)
+    return _global_graph(flat_weights, n_keep, forced_counts)
 
 
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)
+def _global_graph(flat_weights, n_keep, forced_counts):
+    sizes = selection.sizes_of(flat_weights)
+    mask, threshold, _ = _global_flat(_flat_keys(flat_weights), n_keep, forced_counts, sizes)
+    return selection.split(mask, sizes), selection.keys_to_magnitude(threshold)
+
+
+@tf.function(reduce_retracing=True, autograph=False)
+def _global_no_mt_graph(flat_weights, n_keep):
+    sizes = selection.sizes_of(flat_weights)
+    mask, threshold = selection.top_k_mask(_flat_keys(flat_weights), n_keep)
+    return selection.split(mask, sizes), selection.keys_to_magnitude(threshold)
+
+
+@tf.function(reduce_retracing=True, autograph=False)
 def _per_layer_fn(flat_weights, keep_counts):
-    keys = [selection.magnitude_keys(w) for w in flat_weights]
-    sizes = [tf.size(w) for w in flat_weights]
-    return per_layer_keep_masks(keys, keep_counts, sizes)
+    sizes = selection.sizes_of(flat_weights)
+    mask = selection.segment_top_k_mask(_flat_keys(flat_weights), keep_counts, sizes)
+    return selection.split(mask, sizes)
 
 
-@tf.function(reduce_retracing=True)
+@tf.function(reduce_retracing=True, autograph=False)
 def _finite_fn(flat_weights):
     return tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in flat_weights])
 
@@ -112,6 +150,42 @@ def layer_names(weights, names=None):
             raise ValueError(f"names has {len(names)} entries for {len(weights)} weights")
         return names
     return [getattr(w, "name", None) or f"weights[{i}]" for i, w in enumerate(weights)]
+
+
+def keep_masks(flat_weights, n_keep, sigma=0, redistribution="global"):
+    """The one Global MP (+ MT) rule: flat bool keep masks holding exactly `n_keep`.
+
+    Every path computes its masks here: `global_magnitude_masks`, the tf-keras
+    controller and the Keras 3 pruner (through `tf_globalmp.driver`).
+
+    Args:
+      flat_weights: list of flat float tensors (already masked: pruned entries 0).
+      n_keep: total number of weights to keep.
+      sigma: MT per-layer minimum (a count); each layer keeps min(sigma, n_l).
+      redistribution: "global" or "proportional" (see `min_threshold`).
+
+    Returns:
+      (one flat bool tensor per weight, threshold magnitude as a float: the smallest
+      magnitude of the globally shared budget; nan for "proportional" with MT).
+    """
+    sizes = [int(w.shape.num_elements()) for w in flat_weights]
+    forced = min_threshold.forced_keep_counts(sizes, sigma, n_keep)
+    if redistribution == "proportional" and sigma > 0:
+        plain, _ = _global_fn(
+            flat_weights, tf.constant(n_keep, tf.int32), tf.zeros([len(sizes)], tf.int32)
+        )
+        counts = [int(tf.reduce_sum(tf.cast(m, tf.int32))) for m in plain]
+        keep = min_threshold.proportional_keep_counts(counts, sizes, forced, n_keep)
+        return per_layer_masks(flat_weights, keep), float("nan")
+    masks, threshold = _global_fn(
+        flat_weights, tf.constant(n_keep, tf.int32), tf.constant(forced, tf.int32)
+    )
+    return masks, float(threshold)
+
+
+def per_layer_masks(flat_weights, keep_counts):
+    """Flat bool masks: layer l keeps exactly its `keep_counts[l]` largest magnitudes."""
+    return _per_layer_fn(flat_weights, tf.constant(list(keep_counts), tf.int32))
 
 
 def global_magnitude_masks(
@@ -163,17 +237,7 @@ def global_magnitude_masks(
     check_finite(flat, names)
     n_keep = n_keep_for(total, sparsity)
     sigma = min_threshold.resolve_min_weights(total, min_weights, min_weights_fraction)
-    forced = min_threshold.forced_keep_counts(sizes, sigma, n_keep)
-
-    if redistribution == "proportional" and sigma > 0:
-        plain = _global_fn(flat, tf.constant(n_keep, tf.int32), tf.zeros([len(flat)], tf.int32))
-        counts = [int(tf.reduce_sum(tf.cast(m, tf.int32))) for m in plain]
-        keep = min_threshold.proportional_keep_counts(counts, sizes, forced, n_keep)
-        bool_masks = _per_layer_fn(flat, tf.constant(keep, tf.int32))
-    else:
-        bool_masks = _global_fn(
-            flat, tf.constant(n_keep, tf.int32), tf.constant(forced, tf.int32)
-        )
+    bool_masks, _ = keep_masks(flat, n_keep, sigma, redistribution)
     return [
         tf.reshape(tf.cast(m, t.dtype), tf.shape(t)) for m, t in zip(bool_masks, tensors)
     ]

@@ -81,11 +81,11 @@ def test_log_dir_gets_global_and_per_layer_scalars_at_every_update(digits, tmp_p
     model = _fit(digits, schedule, epochs=2, callbacks=[pruning])
     scalars = _scalars(str(tmp_path / "tb"))
     due = [0, 4, 8, 12]
-    assert [s for s, _ in scalars["global/sparsity"]] == due
+    assert [s for s, _ in scalars["global_mp/sparsity"]] == due
     targets = [helpers.schedule_sparsity(schedule, s)[1] for s in due]
-    np.testing.assert_allclose([v for _, v in scalars["global/target_sparsity"]], targets,
+    np.testing.assert_allclose([v for _, v in scalars["global_mp/target_sparsity"]], targets,
                                atol=1e-6)
-    final = scalars["global/sparsity"][-1][1]
+    final = scalars["global_mp/sparsity"][-1][1]
     assert final == pytest.approx(tf_globalmp.sparsity_report(model).total.sparsity, abs=1e-6)
     layer_tags = sorted(t for t in scalars if t.startswith("layer_sparsity/"))
     assert len(layer_tags) == len(helpers.CNN_SIZES)
@@ -93,9 +93,9 @@ def test_log_dir_gets_global_and_per_layer_scalars_at_every_update(digits, tmp_p
             for r in tf_globalmp.sparsity_report(model).rows}
     for tag in layer_tags:
         assert scalars[tag][-1][1] == pytest.approx(rows[tag], abs=1e-6)
-    thresholds = [v for _, v in scalars["global/threshold"]]
+    thresholds = [v for _, v in scalars["global_mp/threshold"]]
     assert all(b >= a for a, b in zip(thresholds[1:], thresholds[2:]))  # rises as it prunes
-    assert "global/mt_floor_layers" in scalars
+    assert "global_mp/mt_floor_layers" in scalars
 
 
 def test_tfmot_pruning_summaries_work_alongside(digits, tmp_path):
