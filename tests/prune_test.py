@@ -155,3 +155,53 @@ def test_tfmot_baseline_one_shot_is_tfmots_per_layer_top_k():
         expected = reference >= np.sort(reference)[::-1][keep - 1]
         np.testing.assert_array_equal(mask.numpy().ravel().astype(bool), expected)
         assert np.all(weight.numpy().ravel()[~expected] == 0)
+
+
+# ------------------------------------------- every prunable layer kind (issue 16)
+def test_wrapped_mixed_model_keeps_outputs_and_masks_of_embedding():
+    from mixed_models import mixed, tokens
+
+    model = mixed(mask_zero=True)  # the wrapped Embedding must still mask the padding
+    before = model.predict(tokens(), verbose=0)
+    wrapped = tf_globalmp.prune_low_magnitude_global(model, SCHEDULE)
+    np.testing.assert_allclose(wrapped.predict(tokens(), verbose=0), before, rtol=1e-5, atol=1e-6)
+
+
+def test_strip_unwraps_inside_custom_layers():
+    from mixed_models import mixed, tokens
+
+    wrapped = tf_globalmp.prune_low_magnitude_global(mixed(), SCHEDULE)
+    tf_globalmp.GlobalPruner(wrapped).prune_to(0.9)
+    expected = wrapped.predict(tokens(), verbose=0)
+    stripped = tf_globalmp.strip_pruning(wrapped)
+    assert prune.collect_wrappers(stripped) == []
+    block = stripped.get_layer("block")
+    assert [type(l).__name__ for l in (*block.stack, *block.by_key.values(), block.inner.proj)] \
+        == ["Dense"] * 5
+    np.testing.assert_allclose(stripped.predict(tokens(), verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def _sequence_model():
+    inputs = keras.Input((10,), dtype="int32")
+    x = keras.layers.Embedding(50, 8, name="emb")(inputs)
+    x = keras.layers.MultiHeadAttention(2, 4, name="mha")(x, x)
+    x = keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True), name="bigru")(x)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(6), name="td")(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="head")(keras.layers.Flatten()(x)))
+
+
+@pytest.mark.parametrize("exclude", [None, lambda layer, weight: "recurrent" in weight.name])
+def test_prune_scope_round_trip_of_rnn_attention_embedding(tmp_path, exclude):
+    wrapped = tf_globalmp.prune_low_magnitude_global(_sequence_model(), SCHEDULE, exclude=exclude)
+    tf_globalmp.GlobalPruner(wrapped).prune_to(0.8)
+    path = str(tmp_path / "m.keras")
+    wrapped.save(path)
+    with tf_globalmp.prune_scope(exclude=exclude):
+        loaded = keras.models.load_model(path)
+    assert tf_globalmp.sparsity_report(loaded).to_dict() == tf_globalmp.sparsity_report(wrapped).to_dict()
+    assert tf_globalmp.GlobalPruner(loaded).names == tf_globalmp.GlobalPruner(wrapped).names
+    x = np.random.default_rng(0).integers(0, 50, (3, 10))
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), wrapped.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
+    assert not prune_registry.PruneRegistry.supports(keras.layers.Bidirectional(keras.layers.GRU(2)))

@@ -25,6 +25,32 @@ PruningSchedule = pruning_schedule.PruningSchedule
 PrunableLayer = prunable_layer.PrunableLayer
 PruneRegistry = prune_registry.PruneRegistry
 
+
+def _wrapper_compute_mask(self, inputs, mask=None):
+    """The wrapped layer's output mask (tfmot's wrapper drops it: a wrapped
+    `Embedding(mask_zero=True)` would stop masking the layers after it)."""
+    if not self.layer.supports_masking:
+        return None
+    return self.layer.compute_mask(inputs, mask)
+
+
+_TFMOT_CALL = PruneLowMagnitude.call
+
+
+def _wrapper_call(self, inputs, training=None, **kwargs):
+    """tfmot's call, without passing `mask=` to a layer whose call takes none (e.g.
+    MultiHeadAttention reads its inputs' masks itself)."""
+    if "mask" in kwargs and not self.layer._call_spec.expects_mask_arg:  # noqa: SLF001
+        kwargs.pop("mask")
+    return _TFMOT_CALL(self, inputs, training=training, **kwargs)
+
+
+# Two fixes patched on tfmot's class (it stays the wrapper; loaded wrappers need
+# them too, and tfmot's own baseline gets them as well).
+PruneLowMagnitude.compute_mask = _wrapper_compute_mask
+PruneLowMagnitude.call = _wrapper_call
+
+
 # Our schedules carry no tfmot import (Keras 3 code uses them too); make them
 # tfmot PruningSchedules for the wrappers: issubclass/isinstance hold.
 PruningSchedule.register(_schedules.GlobalConstantSparsity)

@@ -184,28 +184,3 @@ def random_masks(weights, counts, seed):
         keep[chosen] = True
         out.append(keep.reshape(np.shape(w)))
     return out
-
-
-def layer_sparsities(model_or_weights, sparsity, method="global", **mt_options):
-    """Per-layer sparsities of `method` at network-wide `sparsity`.
-
-    Args:
-      model_or_weights: a tf-keras model (wrapped: its effective weights; plain:
-        its prunable kernels, in `sparsity_report` order) or a list of arrays.
-      sparsity: network-wide fraction to prune, in [0, 1).
-      method: one of `METHODS`.
-      **mt_options: `min_weights`, `min_weights_fraction`, `redistribution` for
-        ``"global"`` / ``"random"``.
-
-    Returns a list of floats; ``sum(size_l * (1 - s_l)) == N - round(sparsity * N)``.
-    """
-    if hasattr(model_or_weights, "layers"):
-        from tf_globalmp import report  # Keras only when given a model
-
-        weights = report.prunable_arrays(model_or_weights)
-    else:
-        weights = [np.asarray(w) for w in model_or_weights]
-    sizes = [int(np.size(w)) for w in weights]
-    n_keep = masks_lib.n_keep_for(sum(sizes), sparsity)
-    counts = keep_counts(weights, n_keep, method, **mt_options)
-    return [1.0 - c / n if n else 0.0 for c, n in zip(counts, sizes)]

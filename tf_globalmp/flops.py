@@ -6,7 +6,13 @@ Convention (multiply-adds, batch 1, at the model's input size):
   (``prod(kernel.shape) * prod(output spatial dims)``); DepthwiseConv the same with
   the depthwise kernel; SeparableConv the sum of its depthwise and pointwise parts;
   Conv2DTranspose: kernel weights x input positions.
-- Dense: ``in x out`` (times the leading non-batch dims for higher-rank inputs).
+- Dense: ``in x out`` (times the leading non-batch dims for higher-rank inputs);
+  EinsumDense (MultiHeadAttention's projections): kernel weights x the positions it
+  is applied at; LocallyConnected: its kernel weights.
+- RNN cells (LSTM, GRU, SimpleRNN, also in Bidirectional): kernel and recurrent
+  kernel weights x time steps; TimeDistributed: the inner layer's count x steps.
+- Embedding: 0 (a lookup); a custom `PrunableLayer`'s weights: 0 (kind "other").
+  Unknown dims (variable time steps) count as 1.
 - Average pooling (global or not): one add per input element; it is never pruned.
 - Not counted: biases, BatchNorm, activations, additions, max pooling, padding.
 
@@ -32,6 +38,7 @@ import numpy as np
 from tf_globalmp import _compat
 from tf_globalmp import prune
 from tf_globalmp import registry
+from tf_globalmp import weights as weights_lib
 
 keras = _compat.keras
 _layers = keras.layers
@@ -124,50 +131,99 @@ class FlopsReport:
         return self.to_table()
 
 
-def _label(layer_name, weight):
-    return f"{layer_name}/{weight.name.split('/')[-1].split(':')[0]}"
-
-
 def _kind(layer):
+    """How a weight of `layer` (its owner) is used: conv, dense, rnn, ... or None."""
     for cls, kind in ((_layers.SeparableConv1D, "separable"), (_layers.SeparableConv2D, "separable"),
                       (_layers.DepthwiseConv1D, "depthwise"), (_layers.DepthwiseConv2D, "depthwise"),
-                      (_layers.Conv2DTranspose, "conv_t"), (_layers.Conv3DTranspose, "conv_t"),
+                      (_layers.Conv1DTranspose, "conv_t"), (_layers.Conv2DTranspose, "conv_t"),
+                      (_layers.Conv3DTranspose, "conv_t"),
                       (_layers.Conv1D, "conv"), (_layers.Conv2D, "conv"), (_layers.Conv3D, "conv"),
-                      (_layers.Dense, "dense")):
+                      (_layers.Dense, "dense"), (_layers.EinsumDense, "einsum"),
+                      (_layers.Embedding, "embedding"),
+                      (_layers.LocallyConnected1D, "local"), (_layers.LocallyConnected2D, "local")):
         if isinstance(layer, cls):
             return kind
+    if getattr(layer, "recurrent_kernel", None) is not None:
+        return "rnn"  # an RNN cell: each weight used once per time step
     return None
 
 
 def _strip_batch(shape):
-    return tuple(int(d) for d in shape[1:])
+    """Without the batch dim; unknown dims (e.g. variable time steps) count as 1."""
+    return tuple(1 if d is None else int(d) for d in shape[1:])
 
 
-def _weight_rows(layer, name, weights, in_shape, out_shape):
-    """Rows for the prunable `weights` (effective arrays) of one call of `layer`."""
-    kind = _kind(layer)
-    if kind is None:
-        raise ValueError(f"layer {name!r} ({type(layer).__name__}) is prunable but its FLOPs "
-                         "are not defined here (conv, depthwise, separable and dense are)")
-    rows = []
-    for label, value in weights:
-        if kind == "dense":
-            macs = dense_macs(value.shape, out_shape[:-1])
-        elif kind == "conv_t":
-            macs = conv_macs(value.shape, in_shape[:-1])
-        else:  # conv, depthwise, separable parts: output positions
-            macs = conv_macs(value.shape, out_shape[:-1])
-        rows.append(LayerFlops(label, kind, int(value.size), int(np.count_nonzero(value)), macs))
-    return rows
+def einsum_positions(equation, input_shape):
+    """Positions an EinsumDense kernel is applied at: the product of the input's
+    (non-batch) dims the kernel does not contract; `input_shape` without batch."""
+    inputs, kernel = equation.split("->")[0].split(",")
+    if inputs.startswith("..."):
+        tail = inputs[3:]
+        lead = input_shape[:len(input_shape) - len(tail)]
+        dims = list(zip(tail, input_shape[len(lead):]))
+        positions = int(np.prod(lead, dtype=np.int64))
+    else:
+        dims = list(zip(inputs[1:], input_shape))  # inputs[0] is the batch
+        positions = 1
+    return positions * int(np.prod([d for ch, d in dims if ch not in kernel], dtype=np.int64))
 
 
-def _effective(layer):
-    """(inner layer, [(label, effective weight array)]) of a wrapped or plain layer."""
-    if isinstance(layer, prune.PruneLowMagnitude):
-        return layer.layer, [
-            (_label(layer.layer.name, w), w.numpy() * m.numpy().astype(w.numpy().dtype))
-            for w, m, _ in layer.pruning_vars]
-    return layer, [(_label(layer.name, w), w.numpy()) for w in registry.prunable_weights(layer)]
+def _weight_macs(kind, owner, size, shape, in_shape, out_shape):
+    """Dense multiply-adds of one use of a weight (shapes of the owner's call)."""
+    if kind == "dense":
+        return dense_macs(shape, out_shape[:-1])
+    if kind == "einsum":
+        return size * einsum_positions(owner.equation, in_shape)
+    if kind == "conv_t":
+        return conv_macs(shape, in_shape[:-1])
+    if kind in ("conv", "depthwise", "separable"):
+        return conv_macs(shape, out_shape[:-1])
+    if kind in ("rnn", "local"):
+        return size
+    return 0  # embedding: a lookup; unknown owners (PrunableLayers): not counted
+
+
+def _first_shape(shape):
+    """The first tensor's shape of a (nested) shape structure, as a TensorShape."""
+    if isinstance(shape, dict):
+        shape = next(iter(shape.values()))
+    if isinstance(shape, (list, tuple)) and shape and not isinstance(shape[0], (int, type(None))):
+        shape = shape[0]
+    return _compat.tf.TensorShape(shape)
+
+
+def _build_shapes(layer):
+    """(input, output) shapes without batch of a built layer's (first) call."""
+    built = getattr(layer, "_build_input_shape", None)
+    if built is None:
+        return None, None
+    shape = _first_shape(built)
+    try:
+        out = _strip_batch(_first_shape(layer.compute_output_shape(shape)).as_list())
+    except Exception:  # noqa: BLE001  (layers that need more than one shape)
+        out = None
+    return _strip_batch(shape.as_list()), out
+
+
+def _weight_row(pw, unit_in, unit_out):
+    """The LayerFlops row of one prunable weight; unit shapes from its graph node."""
+    owner, unit = pw.owner, pw.unit
+    kind = _kind(owner) or "other"
+    value = pw.effective()
+    repeat = 1
+    if owner is unit:
+        in_shape, out_shape = unit_in, unit_out
+    else:
+        in_shape, out_shape = _build_shapes(owner)
+        if isinstance(unit, (_layers.TimeDistributed, _layers.RNN, _layers.Bidirectional)) \
+                and unit_in:
+            repeat = int(unit_in[0])  # time steps: the sublayer runs once per step
+    if in_shape is None or (out_shape is None and kind in ("dense", "conv", "depthwise",
+                                                            "separable")):
+        macs = 0
+    else:
+        macs = repeat * _weight_macs(kind, owner, value.size, value.shape, in_shape, out_shape)
+    return LayerFlops(pw.label, kind, int(value.size), int(np.count_nonzero(value)), int(macs))
 
 
 def _nodes(model):
@@ -185,35 +241,69 @@ def _shapes(shapes):
     return _strip_batch(shapes)
 
 
-def _rows(model):
+def _units_below(layer):
+    """Layers reachable from `layer` (itself included), wrappers as their inner layer."""
+    out, stack, seen = [], [layer], set()
+    while stack:
+        l = stack.pop()
+        if id(l) in seen:
+            continue
+        seen.add(id(l))
+        out.append(l.layer if isinstance(l, prune.PruneLowMagnitude) else l)
+        if not isinstance(l, prune.PruneLowMagnitude):
+            stack.extend(reversed(registry.children(l)))
+    return out
+
+
+def _rows(model, by_unit, done):
     rows = []
     for node in _nodes(model):
         layer = node.layer
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if isinstance(layer, keras.Model):
-            rows += _rows(layer)
+        if isinstance(layer, keras.Model) and getattr(layer, "_is_graph_network", False):
+            rows += _rows(layer, by_unit, done)
             continue
-        inner, weights = _effective(layer)
-        if weights:
-            rows += _weight_rows(inner, inner.name, weights, _shapes(node.input_shapes),
-                                 _shapes(node.output_shapes))
-        elif isinstance(inner, _AVERAGE_POOLS):
-            rows.append(LayerFlops(inner.name, "avgpool", 0, 0,
+        unit = layer.layer if isinstance(layer, prune.PruneLowMagnitude) else layer
+        if id(unit) in by_unit:
+            in_shape, out_shape = _shapes(node.input_shapes), _shapes(node.output_shapes)
+            rows += [_weight_row(pw, in_shape, out_shape) for pw in by_unit[id(unit)]]
+            done.add(id(unit))
+        elif isinstance(unit, _AVERAGE_POOLS):
+            rows.append(LayerFlops(unit.name, "avgpool", 0, 0,
                                    pooling_ops(_shapes(node.input_shapes))))
+        else:  # a custom layer or subclassed model: its units' first-call shapes
+            for inner in _units_below(unit):
+                if id(inner) in by_unit and inner is not unit:
+                    for pw in by_unit[id(inner)]:
+                        rows.append(_weight_row(pw, *_build_shapes(inner)))
+                    done.add(id(inner))
     return rows
 
 
-def flops_report(model):
-    """Per-layer dense and sparse multiply-adds of `model` (see the module docstring).
+def flops_report(model, prunable=None, exclude=None):
+    """Per-weight dense and sparse multiply-adds of `model` (see the module docstring).
 
-    Densities come from the model's weights: for wrapped models weight x mask, for
-    stripped or plain models the nonzero kernel entries.
+    Counts exactly the weights the pruner prunes (`weights.prunable_weights_of_model`,
+    the rows of `sparsity_report`) plus average pooling. Densities come from the
+    model's weights: weight x mask when wrapped, the nonzero entries otherwise.
+    Embeddings count 0 multiply-adds (a lookup), RNN kernels one use per time step,
+    MultiHeadAttention projections one per position; a custom `PrunableLayer`'s
+    weights are listed with 0 (kind "other").
     """
     _compat.check_tf_keras_model(model)
-    rows = _rows(model)
+    _nodes(model)  # functional or Sequential only
+    prunables = weights_lib.prunable_weights_of_model(model, prunable, exclude)
+    by_unit = {}
+    for pw in prunables:
+        by_unit.setdefault(id(pw.unit), []).append(pw)
+    done = set()
+    rows = _rows(model, by_unit, done)
+    for pw in prunables:  # reached by no node (e.g. inside a Lambda): first-call shapes
+        if id(pw.unit) not in done:
+            rows.append(_weight_row(pw, *_build_shapes(pw.unit)))
     if not any(r.weights for r in rows):
-        raise ValueError(f"model {model.name!r} has no conv or dense layer to count")
+        raise ValueError(f"model {model.name!r} has no prunable weight to count")
     return FlopsReport(tuple(rows))
 
 

@@ -13,7 +13,9 @@ import dataclasses
 import tensorflow as tf
 
 from tf_globalmp import _compat
-from tf_globalmp import distributions
+from tf_globalmp import choose
+from tf_globalmp import driver
+from tf_globalmp import guards
 from tf_globalmp import min_threshold
 from tf_globalmp import registry
 from tf_globalmp import schedules
@@ -25,40 +27,8 @@ PruneLowMagnitude = _compat.PruneLowMagnitude
 OPTIONS_ATTR = "_tf_globalmp_options"
 
 
-@dataclasses.dataclass(frozen=True)
-class PruningOptions:
-    """How masks are computed; carried by the model, read by the controller."""
-
-    min_weights: int = 0
-    min_weights_fraction: float | None = None
-    redistribution: str = "global"
-    # Optional structured rule replacing the unstructured global threshold:
-    # rule(weights, sparsity, names) -> one bool keep-mask per weight (same shapes).
-    # Weights arrive masked (pruned entries are zero). See `structured.py`.
-    mask_rule: object = None
-    # Layer-wise allocation of the budget: "global" (one threshold, the method of
-    # this package) or a baseline from `distributions.METHODS`.
-    distribution: str = "global"
-
-    def __post_init__(self):
-        min_threshold.resolve_min_weights(1, self.min_weights, self.min_weights_fraction)
-        min_threshold.validate_redistribution(self.redistribution)
-        distributions.validate_method(self.distribution)
-        if self.mask_rule is not None and not callable(self.mask_rule):
-            raise ValueError(f"mask_rule must be callable, got {self.mask_rule!r}")
-        if self.mask_rule is not None and self.distribution != "global":
-            raise ValueError(
-                "give mask_rule or distribution, not both: got "
-                f"distribution={self.distribution!r} with a mask_rule"
-            )
-        if self.distribution not in ("global", "random") and (
-            self.min_weights or self.min_weights_fraction
-        ):
-            raise ValueError(
-                "Minimum Threshold applies to distribution 'global' or 'random', got "
-                f"distribution={self.distribution!r} with min_weights="
-                f"{self.min_weights}, min_weights_fraction={self.min_weights_fraction}"
-            )
+# How masks are computed; carried by the model, read by the controller.
+PruningOptions = driver.PruningOptions
 
 
 def _no_layer_update():
@@ -71,10 +41,9 @@ def disable_layer_update(wrapper):
         wrapper.pruning_obj.conditional_mask_update = _no_layer_update
 
 
-def _wrap(layer, schedule):
-    if isinstance(layer, PruneLowMagnitude):
-        return layer
-    wrapper = PruneLowMagnitude(registry.make_prunable(layer), pruning_schedule=schedule)
+def _wrap(layer, schedule, weights):
+    wrapper = PruneLowMagnitude(registry.make_prunable(layer, weights),
+                                pruning_schedule=schedule)
     if layer.built:
         wrapper.build(getattr(layer, "_build_input_shape", None))
         disable_layer_update(wrapper)
@@ -85,33 +54,119 @@ def _is_graph_model(model):
     return isinstance(model, keras.Sequential) or getattr(model, "_is_graph_network", False)
 
 
-def _wrap_in_place(model, schedule):
-    """Replaces prunable layers tracked as attributes of a subclassed model."""
-    for name, value in list(vars(model).items()):
-        if name.startswith("_"):
+def _replace_in(value, fn):
+    """(value with every layer l in it replaced by fn(l), changed). Lists and dicts
+    (tf-keras' ListWrapper/_DictWrapper included) change in place, tuples are rebuilt."""
+    if isinstance(value, keras.layers.Layer):
+        new = fn(value)
+        return new, new is not value
+    if isinstance(value, list):
+        changed = False
+        for i, item in enumerate(list(value)):
+            new, c = _replace_in(item, fn)
+            if c:
+                value[i] = new
+                changed = True
+        return value, changed
+    if isinstance(value, dict):
+        changed = False
+        for key, item in list(value.items()):
+            new, c = _replace_in(item, fn)
+            if c:
+                value[key] = new
+                changed = True
+        return value, changed
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        items = [_replace_in(item, fn) for item in value]
+        if any(c for _, c in items):
+            return tuple(new for new, _ in items), True
+    return value, False
+
+
+def _replace_children(layer, fn):
+    """Replaces, in place, the sublayers `layer` holds in attributes, lists and dicts
+    (nested too) by fn(sublayer); returns `layer`. The layer order tf-keras tracks is
+    kept (a replaced attribute would otherwise move last), so wrappers are listed in
+    the order of the plain model's layers."""
+    tracked = getattr(layer, "_self_tracked_trackables", None)
+    before = list(tracked) if isinstance(tracked, list) else None
+    replaced = {}
+
+    def record(sublayer):
+        new = fn(sublayer)
+        replaced[id(sublayer)] = new
+        return new
+
+    for name, value in list(vars(layer).items()):
+        if name.startswith("_self_"):  # tf-keras' own tracking lists
             continue
-        if isinstance(value, keras.layers.Layer):
-            new = _wrap_any(value, schedule)
-            if new is not value:
-                setattr(model, name, new)
-        elif isinstance(value, (list, tuple)) and any(
-            isinstance(v, keras.layers.Layer) for v in value
-        ):
-            items = [_wrap_any(v, schedule) if isinstance(v, keras.layers.Layer) else v for v in value]
-            setattr(model, name, type(value)(items) if isinstance(value, tuple) else items)
-    return model
-
-
-def _wrap_any(layer, schedule):
-    if isinstance(layer, keras.Model):
-        if _is_graph_model(layer):
-            return keras.models.clone_model(
-                layer, clone_function=lambda l: _wrap_any(l, schedule)
-            )
-        return _wrap_in_place(layer, schedule)
-    if registry.is_prunable(layer):
-        return _wrap(layer, schedule)
+        new, changed = _replace_in(value, record)
+        if changed and new is not value:
+            setattr(layer, name, new)
+    if before is not None and replaced:
+        after = layer._self_tracked_trackables  # noqa: SLF001
+        ordered = [replaced.get(id(t), t) for t in before]
+        ids = {id(t) for t in ordered}
+        after[:] = ordered + [t for t in after if id(t) not in ids]
     return layer
+
+
+class _Wrapping:
+    """One wrapping pass: the units to wrap, their chosen weights, shared layers once."""
+
+    def __init__(self, schedule, units, containers):
+        self.schedule = schedule
+        self.units = units  # id(unit) -> (unit, [weights])
+        self.containers = containers  # ids of custom layers / models above a unit
+        self.memo = {}
+
+    def __call__(self, layer):
+        if isinstance(layer, PruneLowMagnitude):
+            return layer
+        if id(layer) in self.memo:
+            return self.memo[id(layer)]
+        if id(layer) in self.units:
+            new = _wrap(layer, self.schedule, self.units[id(layer)][1])
+        elif isinstance(layer, keras.Model) and _is_graph_model(layer):
+            new = keras.models.clone_model(layer, clone_function=self)
+        elif id(layer) in self.containers:
+            new = _replace_children(layer, self)
+        else:
+            new = layer
+        self.memo[id(layer)] = new
+        return new
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What wrapping will prune: the coverage table and the layers to wrap."""
+
+    rows: tuple  # choose.Row per weight of the model, in walk order
+    weights: tuple  # the variable of each row
+    units: dict  # id(unit) -> (unit, [weights to prune, policy order])
+    containers: frozenset  # ids of custom layers / models above a unit
+
+
+def plan(model, prunable=None, exclude=None):
+    """What `prune_low_magnitude_global` will prune in `model`, without changing it.
+
+    Raises ValueError for names in `prunable`/`exclude` that match no layer.
+    """
+    prunable = choose.normalize(prunable, "prunable", keras.layers.Layer)
+    exclude = choose.normalize(exclude, "exclude", keras.layers.Layer)
+    found = registry.candidates(model)
+    known = registry.layer_names(model) | {c.label for c, _ in found}
+    choose.check_names("prunable", prunable, known, model.name)
+    choose.check_names("exclude", exclude, known, model.name)
+    rows = choose.coverage_rows([c for c, _ in found], prunable, exclude)
+    chosen, containers = {}, set()
+    for (c, unit), row in zip(found, rows):
+        if row.pruned:
+            chosen.setdefault(id(unit), (unit, set()))[1].add(id(c.weight))
+            containers.update(id(l) for l in c.chain[:c.chain.index(unit)])
+    units = {key: (unit, [w for w in registry.policy_weights(unit) if id(w) in ids])
+             for key, (unit, ids) in chosen.items()}
+    return Plan(tuple(rows), tuple(c.weight for c, _ in found), units, frozenset(containers))
 
 
 def prune_low_magnitude_global(
@@ -122,14 +177,17 @@ def prune_low_magnitude_global(
     redistribution="global",
     mask_rule=None,
     distribution="global",
+    prunable=None,
+    exclude=None,
 ):
     """Wraps `model` for Global Magnitude Pruning under `pruning_schedule`.
 
     Args:
       model: a built tf-keras Sequential, functional or subclassed model (nested
-        models and shared layers included). Sequential/functional models are cloned
-        like tfmot does (the clone reuses the original layers and their weights);
-        subclassed models are wrapped in place and returned.
+        models, custom layers and shared layers included). Sequential/functional
+        models are cloned like tfmot does (the clone reuses the original layers and
+        their weights); subclassed models, and custom layers holding prunable
+        layers, get their sublayers replaced by wrappers in place.
       pruning_schedule: a tfmot `PruningSchedule`, read as the *global* sparsity,
         e.g. `GlobalPolynomialDecay` or `GlobalConstantSparsity`.
       min_weights: Minimum Threshold sigma: every layer keeps at least its
@@ -143,6 +201,14 @@ def prune_low_magnitude_global(
         allocated per layer by "uniform" (tfmot's behaviour), "erk", "lamp" or
         "random" (global's per-layer counts, random weights); see
         `tf_globalmp.distributions`.
+      prunable: prune only these (default: every weight the policy in
+        `tf_globalmp.registry` allows): layer names, layer classes or predicates
+        `(layer, weight) -> bool`, one or a list (see `tf_globalmp.choose`).
+      exclude: never prune these (same forms), e.g. `["conv2d", "predictions"]` to
+        keep the first conv and the classifier dense.
+
+    Logs one table of every weight, pruned or not and why (absl info); a skipped
+    weight holding >= 1% of the model's parameters is a warning naming it.
 
     Returns:
       The wrapped model. Train it with `UpdateGlobalPruningStep()` in `fit`, or
@@ -157,15 +223,34 @@ def prune_low_magnitude_global(
             f"model {model.name!r} is not built: give its first layer an input shape, "
             "call model.build(input_shape), or call it on a batch first"
         )
-    if not any(registry.is_prunable(l) for l in _all_layers(model)):
+    todo = plan(model, prunable, exclude)
+    rows, units = todo.rows, todo.units
+    if not units:
+        chosen = "" if prunable is None and exclude is None else (
+            f" left by prunable={prunable!r}, exclude={exclude!r}")
         raise ValueError(
-            f"model {model.name!r} has no prunable layer (Dense, Conv*, "
-            "DepthwiseConv*, SeparableConv* or a PrunableLayer)"
+            f"model {model.name!r} has no prunable layer{chosen} (Dense, EinsumDense, "
+            "Conv*, DepthwiseConv*, SeparableConv*, Embedding, MultiHeadAttention, "
+            "RNN layers or a PrunableLayer):\n" + choose.format_table(rows)
         )
+    if mask_rule is None:  # MT must fit the schedule's highest sparsity: fail now
+        min_threshold.check_feasible(
+            [w.shape.num_elements() for _, weights in units.values() for w in weights],
+            schedules.max_sparsity(pruning_schedule), min_weights, min_weights_fraction)
+    wrapping = _Wrapping(pruning_schedule, units, todo.containers)
     with model.distribute_strategy.scope():
-        wrapped = _wrap_any(model, pruning_schedule)
+        wrapped = wrapping(model)
+    done = {id(w.layer) for w in collect_wrappers(wrapped)}
+    lost = {id(w) for key, (_, weights) in units.items() if key not in done for w in weights}
+    if lost:  # held by a custom layer outside its attributes, lists and dicts
+        rows = [dataclasses.replace(
+            r, category=choose.UNSUPPORTED,
+            reason="its layer is held where it cannot be replaced (not in an attribute, "
+                   "list or dict of its custom layer)") if id(w) in lost else r
+            for r, w in zip(rows, todo.weights)]
+    choose.log_coverage(rows, model.name)
     setattr(wrapped, OPTIONS_ATTR, options)
-    return wrapped
+    return guards.install(wrapped)  # fit needs UpdateGlobalPruningStep; save, a route
 
 
 def _all_layers(model):
@@ -200,33 +285,22 @@ def apply_wrapper_masks(wrappers):
             weight.assign(weight * tf.cast(mask, weight.dtype))
 
 
-def _unwrap_in_place(model):
-    for name, value in list(vars(model).items()):
-        if name.startswith("_"):
-            continue
-        if isinstance(value, keras.layers.Layer):
-            new = _unwrap_any(value)
-            if new is not value:
-                setattr(model, name, new)
-        elif isinstance(value, (list, tuple)) and any(
-            isinstance(v, keras.layers.Layer) for v in value
-        ):
-            items = [_unwrap_any(v) if isinstance(v, keras.layers.Layer) else v for v in value]
-            setattr(model, name, type(value)(items) if isinstance(value, tuple) else items)
-    return model
-
-
-def _unwrap_any(layer):
+def _unwrap_any(layer, memo=None):
+    memo = {} if memo is None else memo
+    if id(layer) in memo:
+        return memo[id(layer)]
     if isinstance(layer, PruneLowMagnitude):
-        inner = layer.layer
-        if not hasattr(inner, "_batch_input_shape") and hasattr(layer, "_batch_input_shape"):
-            inner._batch_input_shape = layer._batch_input_shape
-        return inner
-    if isinstance(layer, keras.Model):
-        if _is_graph_model(layer):
-            return keras.models.clone_model(layer, clone_function=_unwrap_any)
-        return _unwrap_in_place(layer)
-    return layer
+        new = layer.layer
+        if not hasattr(new, "_batch_input_shape") and hasattr(layer, "_batch_input_shape"):
+            new._batch_input_shape = layer._batch_input_shape
+    elif isinstance(layer, keras.Model) and _is_graph_model(layer):
+        new = keras.models.clone_model(layer, clone_function=lambda l: _unwrap_any(l, memo))
+    elif registry.is_transparent(layer):  # subclassed models, custom layers: in place
+        new = _replace_children(layer, lambda l: _unwrap_any(l, memo))
+    else:
+        new = layer
+    memo[id(layer)] = new
+    return new
 
 
 def strip_pruning(model):
@@ -244,18 +318,23 @@ def strip_pruning(model):
 
 
 @contextlib.contextmanager
-def prune_scope():
+def prune_scope(prunable=None, exclude=None):
     """Scope to load a model saved with Global MP wrappers (`.keras`/h5).
 
-    Like tfmot's `prune_scope`, plus our schedules and our depthwise/separable
-    kernels.
+    Like tfmot's `prune_scope`, plus our schedules and every layer type our policy
+    wraps (depthwise kernels, Bidirectional, TimeDistributed, ...). A model wrapped
+    with `prunable=`/`exclude=` choosing among one layer's weights (a predicate) must
+    be loaded with the same choice.
     """
+    prunable = choose.normalize(prunable, "prunable", keras.layers.Layer)
+    exclude = choose.normalize(exclude, "exclude", keras.layers.Layer)
     custom = {
         "PruneLowMagnitude": PruneLowMagnitude,
         "GlobalPolynomialDecay": schedules.GlobalPolynomialDecay,
         "GlobalConstantSparsity": schedules.GlobalConstantSparsity,
     }
-    with keras.utils.custom_object_scope(custom), registry._extended_tfmot_registry():
+    with keras.utils.custom_object_scope(custom), \
+            registry.loading_registry(prunable, exclude):
         yield
 
 
@@ -295,7 +374,7 @@ def prune_low_magnitude_tfmot(model, pruning_schedule):
     schedule = tfmot_schedule(pruning_schedule)
 
     def wrap(layer):  # tfmot's documented per-layer route: other layers stay as they are
-        if registry.is_prunable(layer):
+        if registry.is_prunable(layer) and _compat.PruneRegistry.supports(layer):
             return _compat.tfmot.sparsity.keras.prune_low_magnitude(
                 layer, pruning_schedule=schedule)
         return layer

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 
-from tf_globalmp import _compat
-from tf_globalmp import prune
-from tf_globalmp import registry
+from tf_globalmp import distributions
+from tf_globalmp import masks
+from tf_globalmp import weights as weights_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,10 +90,6 @@ class SparsityReport:
         return self.to_table()
 
 
-def _weight_label(layer_name, weight):
-    return f"{layer_name}/{weight.name.split('/')[-1].split(':')[0]}"
-
-
 def _row(name, effective):
     return LayerRow(
         name=name,
@@ -103,20 +99,12 @@ def _row(name, effective):
     )
 
 
-def named_prunable_arrays(model):
-    """[(name, array)] of every prunable weight: weight * mask for wrapped layers,
-    the kernel as it is for plain ones (row order of `sparsity_report`)."""
-    _compat.check_tf_keras_model(model)
-    out = []
-    for layer in prune._all_layers(model):
-        if isinstance(layer, prune.PruneLowMagnitude):
-            for weight, mask, _ in layer.pruning_vars:
-                effective = weight.numpy() * mask.numpy().astype(weight.numpy().dtype)
-                out.append((_weight_label(layer.layer.name, weight), effective))
-        elif not isinstance(layer, _compat.keras.Model):
-            for weight in registry.prunable_weights(layer):
-                out.append((_weight_label(layer.name, weight), weight.numpy()))
-    return out
+def named_prunable_arrays(model, prunable=None, exclude=None):
+    """[(label, array)] of the prunable weights `weights.prunable_weights_of_model`
+    lists (the pruner's set): weight * mask when wrapped, the weight as it is for a
+    plain model (row order of `sparsity_report`)."""
+    return [(pw.label, pw.effective())
+            for pw in weights_lib.prunable_weights_of_model(model, prunable, exclude)]
 
 
 def prunable_arrays(model):
@@ -124,22 +112,25 @@ def prunable_arrays(model):
     return [array for _, array in named_prunable_arrays(model)]
 
 
-def sparsity_report(model, flops=False):
-    """Per-layer rows (name, shape, weights, nonzero, sparsity) and the global row.
+def sparsity_report(model, flops=False, prunable=None, exclude=None):
+    """Per-weight rows (name, shape, weights, nonzero, sparsity) and the global row.
 
-    Wrapped models count the effective weights (weight * mask); stripped or plain
-    models count the prunable kernels as they are. With `flops=True` (functional or
-    Sequential models) every row also gets its dense multiply-adds and the remaining
-    ones (`tf_globalmp.flops` convention), and the report its "FLOPs pruned".
+    Counts exactly the weights the pruner prunes (`weights.prunable_weights_of_model`):
+    for a wrapped model the effective weights (weight * mask) of its wrappers; for a
+    stripped or plain model the policy's prunable weights as they are, narrowed by
+    `prunable`/`exclude` as given to `prune_low_magnitude_global`. With `flops=True`
+    (functional or Sequential models) every row also gets its dense multiply-adds
+    and the remaining ones (`tf_globalmp.flops` convention), and the report its
+    "FLOPs pruned".
     """
-    rows = [_row(name, array) for name, array in named_prunable_arrays(model)]
+    rows = [_row(name, array) for name, array in named_prunable_arrays(model, prunable, exclude)]
     if not rows:
         raise ValueError(f"model {model.name!r} has no prunable weight to report on")
     if flops:
         from tf_globalmp import flops as flops_lib  # flops imports this module's peers
 
         macs = {}
-        for r in flops_lib.flops_report(model).rows:
+        for r in flops_lib.flops_report(model, prunable, exclude).rows:
             if r.weights:  # shared layers: one row per call, summed
                 macs[r.name] = macs.get(r.name, 0) + r.macs
         rows = [dataclasses.replace(r, macs=macs.get(r.name, 0)) for r in rows]
@@ -214,3 +205,26 @@ def plot_layer_sparsity(model_or_report, path, compare=None, labels=("model", "c
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def layer_sparsities(model_or_weights, sparsity, method="global", **mt_options):
+    """Per-layer sparsities of `method` at network-wide `sparsity`.
+
+    Args:
+      model_or_weights: a tf-keras model (wrapped: its effective weights; plain:
+        its prunable kernels, in `sparsity_report` order) or a list of arrays.
+      sparsity: network-wide fraction to prune, in [0, 1).
+      method: one of `distributions.METHODS`.
+      **mt_options: `min_weights`, `min_weights_fraction`, `redistribution` for
+        ``"global"`` / ``"random"``.
+
+    Returns a list of floats; ``sum(size_l * (1 - s_l)) == N - round(sparsity * N)``.
+    """
+    if hasattr(model_or_weights, "layers"):
+        weights = prunable_arrays(model_or_weights)
+    else:
+        weights = [np.asarray(w) for w in model_or_weights]
+    sizes = [int(np.size(w)) for w in weights]
+    n_keep = masks.n_keep_for(sum(sizes), sparsity)
+    counts = distributions.keep_counts(weights, n_keep, method, **mt_options)
+    return [1.0 - c / n if n else 0.0 for c, n in zip(counts, sizes)]

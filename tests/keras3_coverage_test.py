@@ -1,0 +1,149 @@
+"""tf_globalmp.keras3 coverage: the mixed model of issue 16 (Embedding, MultiHeadAttention,
+Bidirectional(LSTM), TimeDistributed(Dense), Dense layers in a custom layer's list and
+dict, a nested custom layer) is pruned entirely, choices work, nothing is silent.
+
+Runs in a fresh Keras 3 process (see keras3_test.py)."""
+
+import pytest
+
+from keras3_test import _n_keep, _run
+
+_MIXED = """
+from unittest import mock
+from tf_globalmp import choose
+
+
+class Inner(keras.layers.Layer):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.proj = keras.layers.Dense(16, name="inner_dense")
+        self.norm = keras.layers.LayerNormalization(name="inner_norm")
+
+    def call(self, x):
+        return self.norm(self.proj(x))
+
+
+class Block(keras.layers.Layer):
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.stack = [keras.layers.Dense(16, name="list_0"), keras.layers.Dense(16, name="list_1")]
+        self.by_key = {"a": keras.layers.Dense(16, name="dict_a"),
+                       "b": keras.layers.Dense(16, name="dict_b")}
+        self.inner = Inner(name="inner")
+
+    def call(self, x):
+        for layer in self.stack:
+            x = layer(x)
+        return self.inner(self.by_key["a"](x) + self.by_key["b"](x))
+
+
+class OwnKernel(keras.layers.Layer):
+    def build(self, input_shape):
+        self.scale = self.add_weight(name="scale", shape=(input_shape[-1], 16))
+
+    def call(self, x):
+        return x @ self.scale
+
+
+def mixed(with_own_kernel=False):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((10,), dtype="int32")
+    x = keras.layers.Embedding(100, 16, name="emb")(inputs)
+    x = keras.layers.MultiHeadAttention(2, 8, name="mha")(x, x)
+    x = keras.layers.Bidirectional(
+        keras.layers.LSTM(8, return_sequences=True, name="lstm"), name="bilstm")(x)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(16, name="td_dense"), name="td")(x)
+    x = Block(name="block")(x)
+    if with_own_kernel:
+        x = OwnKernel(name="own")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="mixed")
+
+
+def names(**choice):
+    return [n for n, _ in k3.prunable_kernels(mixed(), log=False, **choice)]
+
+
+out = {}
+model = mixed()
+_, rows = k3.coverage(model)
+out["skipped"] = {r.label: [r.category, r.reason] for r in rows if not r.pruned}
+out["rows_total"] = sum(r.size for r in rows)
+out["params"] = int(model.count_params())
+pruner = k3.GlobalPruner(model, schedules.GlobalConstantSparsity(0.9))
+result = pruner.prune_to(0.9)
+out["names"] = pruner.names
+out["kept"], out["total"] = result.kept, result.total
+out["nonzero"] = int(sum(np.count_nonzero(keras.ops.convert_to_numpy(k)) for k in pruner.kernels))
+
+out["exclude_name"] = names(exclude=["emb", "head"])
+out["exclude_class"] = names(exclude=keras.layers.MultiHeadAttention)
+out["exclude_block"] = names(exclude="block")
+out["exclude_predicate"] = names(exclude=lambda layer, w: "recurrent" in w.path)
+out["prunable_dense"] = names(prunable=keras.layers.Dense)
+out["pruner_exclude"] = k3.GlobalPruner(
+    mixed(), schedules.GlobalConstantSparsity(0.9), exclude=["emb"]).names
+try:
+    names(exclude=["head", "conv1"])
+except ValueError as e:
+    out["unknown"] = str(e)
+
+with mock.patch.object(choose.logging, "info") as info, \\
+        mock.patch.object(choose.logging, "warning") as warning:
+    k3.prunable_kernels(mixed(with_own_kernel=True))
+out["infos"] = info.call_count
+out["table_has_own"] = "own/scale" in info.call_args[0][-1]
+out["warnings"] = [c[0][1] for c in warning.call_args_list]
+emit(out)
+"""
+
+EXPECTED = [
+    "emb/embeddings",
+    "mha/query/kernel", "mha/key/kernel", "mha/value/kernel", "mha/attention_output/kernel",
+    "bilstm/forward_lstm/lstm_cell/kernel", "bilstm/forward_lstm/lstm_cell/recurrent_kernel",
+    "bilstm/backward_lstm/lstm_cell/kernel", "bilstm/backward_lstm/lstm_cell/recurrent_kernel",
+    "td/td_dense/kernel",
+    "block/list_0/kernel", "block/list_1/kernel", "block/dict_a/kernel", "block/dict_b/kernel",
+    "block/inner/inner_dense/kernel",
+    "head/kernel",
+]
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("mixed"), "mixed", _MIXED)
+
+
+def test_every_prunable_weight_is_found(mixed):
+    assert mixed["names"] == EXPECTED
+
+
+def test_nothing_is_skipped_but_biases_and_norms(mixed):
+    assert {category for category, _ in mixed["skipped"].values()} == {"never"}
+    assert mixed["skipped"]["block/inner/inner_norm/gamma"][1] == "normalization (never pruned)"
+    assert mixed["rows_total"] == mixed["params"]
+
+
+def test_prunes_to_exactly_90_percent(mixed):
+    assert mixed["kept"] == mixed["nonzero"] == _n_keep(mixed["total"], 0.9)
+
+
+@pytest.mark.parametrize("key, dropped", [
+    ("exclude_name", {"emb/embeddings", "head/kernel"}),
+    ("exclude_class", {n for n in EXPECTED if n.startswith("mha/")}),
+    ("exclude_block", {n for n in EXPECTED if n.startswith("block/")}),
+    ("exclude_predicate", {n for n in EXPECTED if n.endswith("recurrent_kernel")}),
+    ("prunable_dense", {n for n in EXPECTED if n.startswith(("emb/", "mha/", "bilstm/"))}),
+    ("pruner_exclude", {"emb/embeddings"}),
+])
+def test_prunable_and_exclude(mixed, key, dropped):
+    assert mixed[key] == [n for n in EXPECTED if n not in dropped]
+
+
+def test_unknown_name_raises_naming_it(mixed):
+    assert "exclude names ['conv1'] match no layer" in mixed["unknown"]
+
+
+def test_one_table_and_a_warning_for_a_large_skipped_weight(mixed):
+    assert mixed["infos"] == 1 and mixed["table_has_own"]
+    assert mixed["warnings"] == ["own/scale"]
