@@ -122,6 +122,25 @@ def test_last_pruning_step():
     assert schedules.last_pruning_step(tf_globalmp.GlobalConstantSparsity(0.9)) is None
 
 
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        tf_globalmp.GlobalPolynomialDecay(0.0, 0.9, 7, 60, frequency=5),
+        tf_globalmp.GlobalPolynomialDecay(0.5, 0.8, 0, 23, frequency=5),  # 23 off the grid
+        tf_globalmp.GlobalPolynomialDecay(0.9, 0.2, 0, 20, frequency=5),  # decreasing
+        tf_globalmp.GlobalConstantSparsity(0.7, begin_step=3, frequency=4),
+        tfmot.sparsity.keras.PolynomialDecay(0.0, 0.5, 0, 30, frequency=3),
+    ],
+)
+def test_max_sparsity_is_the_highest_sparsity_pruned_to(schedule):
+    pruned = [schedules.sparsity_at(schedule, step) for step in range(0, 200)]
+    assert schedules.max_sparsity(schedule) == max(s for due, s in pruned if due)
+
+
+def test_max_sparsity_of_a_foreign_schedule_is_unknown():
+    assert schedules.max_sparsity(_EveryOddStep()) is None
+
+
 def test_validate_schedule_rejects_non_schedules():
     with pytest.raises(ValueError, match="pruning_schedule"):
         schedules.validate_schedule(0.9)

@@ -27,7 +27,7 @@ _PUBLIC = {
     "export_tflite": "export",
     "flops_report": "flops",
     "global_magnitude_masks": "masks",
-    "layer_sparsities": "distributions",
+    "layer_sparsities": "report",
     "load_model": "export",
     "plot_layer_sparsity": "report",
     "prune_low_magnitude_global": "prune",
@@ -50,3 +50,8 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_PUBLIC))
+
+
+# Saved models name this package's custom layers: register them when tf-keras loads
+# (an import hook; importing tf_globalmp itself stays free of TensorFlow).
+importlib.import_module("tf_globalmp.serializables").install()

@@ -66,9 +66,86 @@ def forced_keep_counts(sizes, sigma, n_keep):
         raise ValueError(
             f"min_weights={sigma} forces {sum(forced)} weights to stay over "
             f"{len(sizes)} layers, but the sparsity leaves only {n_keep} of "
-            f"{sum(int(n) for n in sizes)}: lower min_weights or the sparsity"
+            f"{sum(int(n) for n in sizes)}: the largest feasible min_weights is "
+            f"{max_feasible_min_weights(sizes, n_keep)}; lower min_weights or the sparsity"
         )
     return forced
+
+
+def max_feasible_min_weights(sizes, n_keep):
+    """The largest sigma with ``sum(min(sigma, n_l)) <= n_keep`` (the largest layer's
+    size if every layer fits whole)."""
+    sizes = sorted(int(n) for n in sizes)
+    n_keep = int(n_keep)
+    if sum(sizes) <= n_keep:
+        return sizes[-1] if sizes else 0
+    forced_whole = 0  # layers smaller than sigma are kept whole
+    for i, size in enumerate(sizes):
+        sigma = (n_keep - forced_whole) // (len(sizes) - i)
+        if sigma < size:
+            return sigma
+        forced_whole += size
+    raise AssertionError("unreachable: sum(sizes) > n_keep")
+
+
+def max_feasible_fraction(total, sigma):
+    """The largest min_weights_fraction f, in the fewest decimals, that gives at most
+    `sigma` under `resolve_min_weights`'s rule ``int(total * f)``."""
+    high = (sigma + 1) / total  # f < high gives sigma; the bound itself does not
+    for digits in range(1, 18):
+        scale = 10**digits
+        f = math.floor(high * scale) / scale
+        if int(total * f) > sigma:
+            f = (math.floor(high * scale) - 1) / scale
+        if f >= 0 and int(total * f) == sigma:
+            return f
+    f = high
+    while int(total * f) > sigma:
+        f = float(np.nextafter(f, 0.0))
+    return f
+
+
+def n_keep_for(total, sparsity):
+    """Weights kept at `sparsity`: ``N - round(sparsity * N)`` (`masks.n_keep_for`'s rule)."""
+    return int(total) - int(round(float(sparsity) * int(total)))
+
+
+def check_feasible(sizes, sparsity, min_weights=0, min_weights_fraction=None):
+    """Raises ValueError if MT cannot keep its floors at `sparsity`.
+
+    Called when the model is wrapped, with the schedule's highest sparsity, so the
+    error comes before training instead of at the first mask update that reaches it.
+    The message names the argument the user gave (`min_weights` or
+    `min_weights_fraction`) and its largest feasible value.
+
+    Args:
+      sizes: per-layer numbers of prunable weights n_l.
+      sparsity: the highest network-wide sparsity; None (unknown) checks nothing.
+      min_weights, min_weights_fraction: as given by the user.
+
+    Returns:
+      sigma, the per-layer minimum keep count.
+    """
+    total = sum(int(n) for n in sizes)
+    sigma = resolve_min_weights(total, min_weights, min_weights_fraction)
+    if sparsity is None:
+        return sigma
+    n_keep = n_keep_for(total, sparsity)
+    forced = sum(min(sigma, int(n)) for n in sizes)
+    if forced <= n_keep:
+        return sigma
+    best = max_feasible_min_weights(sizes, n_keep)
+    if min_weights_fraction is not None:
+        argument = "min_weights_fraction"
+        given = f"min_weights_fraction={min_weights_fraction} (min_weights {sigma} of {total})"
+        largest = f"{max_feasible_fraction(total, best)} (min_weights {best})"
+    else:
+        argument, given, largest = "min_weights", f"min_weights={sigma}", f"{best}"
+    raise ValueError(
+        f"{given} forces {forced} weights to stay over {len(sizes)} layers, but "
+        f"sparsity {sparsity} keeps only {n_keep} of {total}: the largest feasible "
+        f"{argument} at this sparsity is {largest}; lower {argument} or the sparsity"
+    )
 
 
 def proportional_keep_counts(global_counts, sizes, forced, n_keep):

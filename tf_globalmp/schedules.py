@@ -207,6 +207,19 @@ def last_pruning_step(schedule):
     return schedule.begin_step + (span // schedule.frequency) * schedule.frequency
 
 
+def max_sparsity(schedule):
+    """The highest sparsity `schedule` prunes to, or None if unknown (not a grid schedule).
+
+    Grid schedules (ours, tfmot's) are constant or monotone between their first and
+    last pruning steps, so the maximum is at one of the two.
+    """
+    if not _has_step_grid(schedule):
+        return None
+    last = last_pruning_step(schedule)
+    steps = {schedule.begin_step, schedule.begin_step if last is None else last}
+    return max(sparsity_at(schedule, step)[1] for step in steps)
+
+
 def latest_update(schedule, after_step, step):
     """The most recent due update in the step window ``(after_step, step]``.
 

@@ -2,15 +2,14 @@
 
 import importlib
 
-# Modules that define (and register) custom layers a saved model may contain.
-_CUSTOM_LAYER_MODULES = ("resnet_cifar", "fastgrnn")
+from tf_globalmp import serializables
 
 
 def register_custom_layers():
-    """Imports the modules whose custom layers saved models refer to (e.g. the option-A
-    ResNet shortcut, the FastGRNN cell), so `load_model` can rebuild them."""
-    for module in _CUSTOM_LAYER_MODULES:
-        importlib.import_module(f"tf_globalmp.models.{module}")
+    """Registers the custom layers saved models refer to (e.g. the option-A ResNet
+    shortcut, the FastGRNN cell), so `load_model` can rebuild them. `import
+    tf_globalmp` already arranges this when tf-keras is imported (`serializables`)."""
+    serializables.register()
 
 # CIFAR builders by name: name -> (module, function, fixed keyword arguments).
 # Every builder takes (num_classes, input_shape) and, where it has one, `dropout`.
