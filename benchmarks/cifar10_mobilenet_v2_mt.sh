@@ -3,17 +3,17 @@
 # layer collapse. Reduced budget (float32 on this 2-core CPU): a dense model trained 4
 # epochs on a fixed 20,000-image subset, then each pruned model fine-tuned 2 epochs on
 # the same subset, the two runs side by side with one thread each. Copies the run dirs
-# to saved_models/ (the dense model.keras, ~9 MB, stays in runs/), draws the per-layer
+# to saved_models/ (the dense model.keras, ~9 MB, stays in $RUNS), draws the per-layer
 # comparison and regenerates the README table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/cifar10_lib.sh
 SUBSET=--max_train_examples=20000
-launch mnv2_dense --preset=cpu_mobilenet_v2_dense --epochs=4 $SUBSET
+launch mnv2_dense --preset=cpu_mobilenet_v2_dense --epochs=4 $SUBSET --nomixed_bfloat16
 run() {  # run name, extra flags...
   local name=$1; shift
-  launch $name --preset=cpu_mobilenet_v2_gmp98 --epochs=2 $SUBSET --threads=1 \
-    --pretrained=runs/mnv2_dense "$@"
+  launch $name --preset=cpu_mobilenet_v2_gmp98 --epochs=2 $SUBSET --threads=1 --nomixed_bfloat16 \
+    --pretrained="$RUNS/mnv2_dense" "$@"
 }
 run mnv2_gmp98 &
 run mnv2_gmp98_mt --min_weights_fraction=0.0002 &

@@ -14,6 +14,8 @@ import sys
 from absl import app
 from absl import flags
 
+import sections  # benchmarks/sections.py, beside this script
+
 _RUNS = flags.DEFINE_string("runs", "saved_models/cifar10_*", "Glob of run directories.")
 _WRITE = flags.DEFINE_string("write", None, "Markdown file whose table to replace.")
 BEGIN, END = "<!-- cifar10-table:begin -->", "<!-- cifar10-table:end -->"
@@ -61,14 +63,10 @@ def main(argv):
     if not _WRITE.value:
         print(text)
         return
-    with open(_WRITE.value) as f:
-        doc = f.read()
-    if BEGIN not in doc or END not in doc:
-        sys.exit(f"--write: {_WRITE.value} has no {BEGIN} ... {END} markers")
-    head, rest = doc.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    with open(_WRITE.value, "w") as f:
-        f.write(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    try:
+        sections.write_marked(_WRITE.value, BEGIN, END, text)
+    except ValueError as e:
+        sys.exit(f"--write: {e}")
 
 
 if __name__ == "__main__":

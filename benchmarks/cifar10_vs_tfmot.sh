@@ -10,7 +10,7 @@ source benchmarks/cifar10_lib.sh
 DENSE=saved_models/cifar10_resnet20_dense_cpu
 run() {  # run name, sparsity, extra flags...
   local name=$1 sparsity=$2; shift 2
-  launch $name --preset=cpu_resnet20_gmp90 --epochs=1 --sparsity=$sparsity \
+  launch $name --preset=cpu_resnet20_gmp90 --epochs=1 --sparsity=$sparsity --nomixed_bfloat16 \
     --pretrained=$DENSE --threads=1 "$@"
 }
 pair() {  # first run, second run (saved_models/cifar10_resnet20_<run>), png, labels, title

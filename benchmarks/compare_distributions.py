@@ -9,7 +9,7 @@
 Every method starts from the same trained dense model, prunes it once to the same
 global sparsity through the same wrappers (`prune_low_magnitude_global(...,
 distribution=method)`), and is fine-tuned with the same budget by
-`train.run_cifar10` (mode one_shot: mask fixed, re-applied after every step).
+`tasks.cifar10.run` (mode one_shot: mask fixed, re-applied after every step).
 `global_mt` is Global MP with Minimum Threshold (`--min_weights_fraction`). Each run
 is a resumable run directory under `--workdir`, so an interrupted comparison
 continues where it stopped. Writes `<workdir>/results.json`, a per-layer plot
@@ -31,7 +31,9 @@ from tf_globalmp import export
 from tf_globalmp import flops
 from tf_globalmp import prune
 from tf_globalmp import report
-from tf_globalmp import train
+from tf_globalmp.tasks import cifar10 as cifar10_task
+
+import sections  # benchmarks/sections.py, beside this script
 
 _MODEL = flags.DEFINE_string("model", "resnet20", "CIFAR model name.")
 _PRETRAINED = flags.DEFINE_string("pretrained", "saved_models/cifar10_resnet20_dense_cpu",
@@ -95,7 +97,7 @@ def main(argv):
             for seed in seeds:
                 workdir = os.path.join(_WORKDIR.value, f"s{sparsity}_{method}_seed{seed}")
                 try:
-                    metrics = train.run_cifar10(_config(method, sparsity, seed, budget), workdir)
+                    metrics = cifar10_task.run(_config(method, sparsity, seed, budget), workdir)
                 except ValueError as e:  # MT needing more weights than the budget keeps
                     if "forces" not in str(e):
                         raise
@@ -168,8 +170,7 @@ def main(argv):
     text = "\n".join(lines) + "\n"
     print(text)
     if _OUT.value:
-        with open(_OUT.value, "a") as f:
-            f.write("\n" + text)
+        sections.append(_OUT.value, text)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from tf_globalmp import registry
 from tf_globalmp import schedules
 from tf_globalmp.models import resnet_cifar
 
+import sections  # benchmarks/sections.py, beside this script
+
 keras = _compat.keras
 
 _MODELS = flags.DEFINE_list("models", ["mobilenet_v1", "mobilenet_v1_025", "resnet20",
@@ -245,8 +247,7 @@ def main(argv):
         "",
     ] + sections
     if _OUT.value:
-        with open(_OUT.value, "a") as f:
-            f.write("\n" + "\n".join(text) + "\n")
+        sections.append(_OUT.value, "\n".join(text) + "\n")
     print("\n".join(text[:8]))
 
 

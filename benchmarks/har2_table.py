@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+import sections  # benchmarks/sections.py, beside this script
+
 PAPER = {  # (rW, rU) -> (Global MP paper, STR)
     None: ("96.10", "–"),
     (9, 8): ("95.89", "95.76"),
@@ -99,14 +101,7 @@ START, END = "<!-- har2-table:start -->", "<!-- har2-table:end -->"
 
 
 def write_readme(text, path="README.md"):
-    with open(path) as f:
-        readme = f.read()
-    if START not in readme or END not in readme:
-        raise ValueError(f"{path!r} has no {START} ... {END} block")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    with open(path, "w") as f:
-        f.write(f"{head}{START}\n{text}\n{END}{tail}")
+    sections.write_marked(path, START, END, text)
 
 
 def main(argv):

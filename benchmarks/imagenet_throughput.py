@@ -5,7 +5,7 @@ and the time of one global mask update.
         --rounds 3 --out BENCHMARKS.md
 
 Throughput: ResNet-50 v1.5 trained with `model.fit` (SGD, the ImageNet compile of
-`train.run_imagenet`) on one fixed fake batch, dense vs wrapped at 90% one-shot
+`tasks.imagenet.run`) on one fixed fake batch, dense vs wrapped at 90% one-shot
 sparsity with `UpdateGlobalPruningStep` (masks re-applied after every step). The two
 models alternate round by round (after a warm-up fit each that traces the step), so
 load from other jobs hits both alike; medians and the ratio of medians are reported.
@@ -21,8 +21,6 @@ missing); other sections stay.
 import tf_globalmp  # noqa: F401  (first: selects tf-keras)
 
 import json
-import os
-import re
 import statistics
 import sys
 import time
@@ -34,9 +32,11 @@ from tf_globalmp import configs
 from tf_globalmp import controller
 from tf_globalmp import prune
 from tf_globalmp import schedules
-from tf_globalmp import train
 from tf_globalmp.data import imagenet as imagenet_data
 from tf_globalmp.models import imagenet as imagenet_models
+from tf_globalmp.tasks import imagenet as imagenet_task
+
+import sections  # benchmarks/sections.py, beside this script
 
 _SIZE = flags.DEFINE_integer("image_size", 224, "Input size.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Training batch.")
@@ -56,8 +56,8 @@ def _throughput():
     models = {}
     for mode in ("dense", "one_shot"):
         cfg = configs.imagenet_config(**{**config.__dict__, "mode": mode, "preset": "custom"})
-        model = train._imagenet_model(cfg, info, _STEPS.value)
-        train._imagenet_compile(model, cfg, _STEPS.value)
+        model = imagenet_task.build_model(cfg, info, _STEPS.value)
+        imagenet_task.compile_model(model, cfg, _STEPS.value)
         callbacks = []
         if mode == "one_shot":
             pruner = controller.GlobalPruner(model)  # the schedule's (float32) value
@@ -114,15 +114,6 @@ def _markdown(result):
     return "\n".join(lines)
 
 
-def _write_section(path, text):
-    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    pattern = re.compile(re.escape(SECTION) + r"\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(lambda _: text.rstrip("\n") + "\n", old) if pattern.search(old) else (
-        old.rstrip("\n") + "\n\n" + text)
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main(argv):
     del argv
     start = time.time()
@@ -135,7 +126,7 @@ def main(argv):
     text = _markdown(result)
     print(text)
     if _OUT.value:
-        _write_section(_OUT.value, text)
+        sections.write_section(_OUT.value, SECTION, text)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,15 @@ import tensorflow as tf
 
 from tf_globalmp import _compat
 from tf_globalmp import configs
+from tf_globalmp import controller
+from tf_globalmp import export
 from tf_globalmp import masks
 from tf_globalmp import optim
-from tf_globalmp import train
+from tf_globalmp import runs
 from tf_globalmp.data import cifar10
+from tf_globalmp.tasks import cifar10 as cifar10_task
+from tf_globalmp.tasks import common
+from tf_globalmp.tasks import epoch_logs
 
 # pretrained must name an existing path (configs check it); any directory will do.
 EXISTING = os.path.dirname(os.path.abspath(__file__))
@@ -210,7 +215,7 @@ def test_weight_decay_is_coupled_l2_on_kernels_only():
 @pytest.fixture(scope="module")
 def dense_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("runs") / "dense")
-    return workdir, train.run_cifar10(_config(), workdir)
+    return workdir, cifar10_task.run(_config(), workdir)
 
 
 def test_dense_run_writes_the_run_dir(dense_run):
@@ -224,7 +229,7 @@ def test_dense_run_writes_the_run_dir(dense_run):
 
 
 def test_one_shot_keeps_the_exact_sparsity_and_a_fixed_mask(dense_run, tmp_path):
-    metrics = train.run_cifar10(
+    metrics = cifar10_task.run(
         _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.9, mixed_bfloat16=True,
                 min_weights=50, label_smoothing=0.1), str(tmp_path / "gmp"))
     total = metrics["prunable_weights"]
@@ -241,7 +246,7 @@ def test_one_shot_keeps_the_exact_sparsity_and_a_fixed_mask(dense_run, tmp_path)
 
 def test_tfmot_baseline_prunes_every_layer_to_the_sparsity_with_tfmots_code(
         dense_run, tmp_path):
-    metrics = train.run_cifar10(
+    metrics = cifar10_task.run(
         _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.9,
                 layer_distribution="tfmot"), str(tmp_path / "tfmot"))
     with open(tmp_path / "tfmot" / "sparsity.json") as f:
@@ -272,19 +277,19 @@ class _Stop(Exception):
 
 
 def _stopped_run(config, workdir, monkeypatch, hook):
-    """Runs `config` until the first `_EpochLog.<hook>` call has saved, stops it there
+    """Runs `config` until the first `EpochLog.<hook>` call has saved, stops it there
     (as a kill would), restores the hook; returns the saved train_state/state.json."""
-    original = getattr(train._EpochLog, hook)
+    original = getattr(epoch_logs.EpochLog, hook)
 
     def save_then_stop(self, *args, **kwargs):
         original(self, *args, **kwargs)
         raise _Stop
 
-    monkeypatch.setattr(train._EpochLog, hook, save_then_stop)
+    monkeypatch.setattr(epoch_logs.EpochLog, hook, save_then_stop)
     with pytest.raises(_Stop):
-        train.run_cifar10(config, workdir)
-    monkeypatch.setattr(train._EpochLog, hook, original)
-    with open(os.path.join(workdir, train.STATE_DIR, "state.json")) as f:
+        cifar10_task.run(config, workdir)
+    monkeypatch.setattr(epoch_logs.EpochLog, hook, original)
+    with open(os.path.join(workdir, runs.STATE_DIR, "state.json")) as f:
         return json.load(f)
 
 
@@ -296,9 +301,9 @@ def test_one_shot_killed_inside_its_first_epoch_keeps_its_restored_mask(
     saved = _stopped_run(config, workdir, monkeypatch, "on_train_batch_end")
     assert (saved["epoch"], saved["step"]) == (0, 1)
     pruned_at_start = []
-    monkeypatch.setattr(train.controller.GlobalPruner, "prune_to",
+    monkeypatch.setattr(controller.GlobalPruner, "prune_to",
                         lambda *a, **k: pruned_at_start.append(1))
-    metrics = train.run_cifar10(config, workdir)
+    metrics = cifar10_task.run(config, workdir)
     assert pruned_at_start == []  # the mask came from the checkpoint
     assert metrics["one_shot_test_accuracy"] == saved["extra"]["one_shot_test_accuracy"]
     assert metrics["masks_fixed_during_finetune"] is True
@@ -314,9 +319,9 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
     saved = _stopped_run(config, workdir, monkeypatch, "on_epoch_end")
     assert saved["epoch"] == 1
     begun = []
-    monkeypatch.setattr(train._EpochLog, "on_epoch_begin",
+    monkeypatch.setattr(epoch_logs.EpochLog, "on_epoch_begin",
                         lambda self, epoch, logs=None: begun.append(epoch))
-    metrics = train.run_cifar10(config, workdir)
+    metrics = cifar10_task.run(config, workdir)
     assert begun == [1]  # only the second epoch ran
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
     assert metrics["history"][0] == saved["history"][0]
@@ -326,16 +331,16 @@ def test_an_interrupted_gradual_run_resumes_from_its_last_epoch(tmp_path, monkey
     assert metrics["best_epoch"] == 2
     assert metrics["nonzero_prunable_weights"] == masks.n_keep_for(
         metrics["prunable_weights"], 0.5)
-    assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
+    assert not os.path.exists(os.path.join(workdir, runs.STATE_DIR))
     # A finished run is returned as it is; another config in the same workdir is refused.
-    assert train.run_cifar10(config, workdir)["history"] == metrics["history"]
+    assert cifar10_task.run(config, workdir)["history"] == metrics["history"]
 
 
 def test_resuming_with_another_config_is_refused(tmp_path, monkeypatch):
     workdir = str(tmp_path / "run")
     _stopped_run(_config(epochs=2), workdir, monkeypatch, "on_epoch_end")
     with pytest.raises(ValueError, match="different config.*learning_rate"):
-        train.run_cifar10(_config(epochs=2, learning_rate=0.5), workdir)
+        cifar10_task.run(_config(epochs=2, learning_rate=0.5), workdir)
 
 
 MIRRORED = r'''
@@ -344,11 +349,12 @@ import tf_globalmp
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tf_globalmp import configs, masks, train
+from tf_globalmp import configs, masks
+from tf_globalmp.tasks import cifar10 as cifar10_task
 config = configs.cifar10_config(model="resnet8", data_dir=sys.argv[1], cache_dir=False,
     batch_size=25, eval_batch_size=20, epochs=1, verbose=0, mode="gradual", sparsity=0.7,
     pruning_begin=0.0, pruning_end=1.0, pruning_frequency=1, distribution="mirrored")
-m = train.run_cifar10(config, sys.argv[2])
+m = cifar10_task.run(config, sys.argv[2])
 assert m["nonzero_prunable_weights"] == masks.n_keep_for(m["prunable_weights"], 0.7), m
 print("OK", m["achieved_sparsity"])
 '''
@@ -372,7 +378,8 @@ def test_every_cpu_preset_is_labelled_reduced_budget(tmp_path):
     for name in cpu:
         config = configs.cifar10_config(name, pretrained=dense)
         assert config.budget.startswith("reduced budget: ")
-        assert config.mixed_bfloat16
+        # bfloat16, except the float32 presets of committed runs made on a CPU without it.
+        assert config.mixed_bfloat16 != name.endswith(("_12ep", "_1ep"))
     for name in paper:
         assert configs.cifar10_config(name, pretrained=dense).budget == "paper"
     assert configs.cifar10_config("paper_resnet32_dense", epochs=5).budget == (
@@ -388,12 +395,86 @@ def test_paper_presets_carry_the_paper_hyperparameters():
             mnv2.batch_size) == (25, 0.56, 0.0002, 64)
 
 
+def test_resnet32_short_budget_presets_share_one_recipe():
+    dense = configs.cifar10_config("cpu_resnet32_dense")
+    assert (dense.mode, dense.model, dense.epochs, dense.batch_size, dense.learning_rate,
+            dense.warmup_epochs, dense.lr_schedule, dense.momentum, dense.nesterov,
+            dense.weight_decay, dense.label_smoothing, dense.steps_per_execution) == (
+        "dense", "resnet32", 40, 128, 0.1, 2.0, "cosine", 0.9, True, 5e-4, 0.1, 10)
+    assert dense.budget == "reduced budget: 40 epochs of 300"
+    for sparsity in (90, 95):
+        ours = configs.cifar10_config(f"cpu_resnet32_gmp{sparsity}", pretrained=EXISTING)
+        tfmot = configs.cifar10_config(f"cpu_resnet32_gmp{sparsity}_tfmot", pretrained=EXISTING)
+        assert (ours.mode, ours.sparsity, ours.epochs, ours.learning_rate) == (
+            "one_shot", sparsity / 100, 20, 0.05)
+        assert (ours.layer_distribution, tfmot.layer_distribution) == ("global", "tfmot")
+        differ = {k for k, v in vars(ours).items() if getattr(tfmot, k) != v}
+        assert differ == {"layer_distribution", "preset"}  # the same budget and recipe
+
+
+# The committed runs (saved_models/cifar10_resnet32_*_cpu/config.json, made with the
+# old cpu_resnet32_* presets plus flags) as presets of their own, so they stay reproducible.
+@pytest.mark.parametrize("preset, values", [
+    ("cpu_resnet32_dense_12ep", dict(mode="dense", epochs=12, learning_rate=0.05,
+                                     weight_decay=1e-3, label_smoothing=0.0)),
+    ("cpu_resnet32_gmp90_1ep", dict(mode="one_shot", sparsity=0.9, epochs=1, learning_rate=0.01,
+                                    weight_decay=1e-3, layer_distribution="global")),
+    ("cpu_resnet32_gmp95_tfmot_1ep", dict(mode="one_shot", sparsity=0.95, epochs=1,
+                                          learning_rate=0.01, weight_decay=1e-5,
+                                          layer_distribution="tfmot", label_smoothing=0.1)),
+])
+def test_committed_resnet32_runs_keep_presets_of_their_own(preset, values):
+    config = configs.cifar10_config(preset, pretrained=EXISTING)
+    common = dict(model="resnet32", batch_size=128, momentum=0.9, nesterov=False,
+                  lr_schedule="cosine", warmup_epochs=0.0, mixed_bfloat16=False,
+                  steps_per_execution=1)
+    assert {k: getattr(config, k) for k in {**common, **values}} == {**common, **values}
+
+
+def test_steps_per_execution_must_be_a_positive_int():
+    with pytest.raises(ValueError, match="steps_per_execution must be an int >= 1, got 0"):
+        _config(steps_per_execution=0)
+    with pytest.raises(ValueError, match="steps_per_execution must be a positive int"):
+        configs.har2_config(steps_per_execution=0)
+    with pytest.raises(ValueError, match="steps_per_execution must be an int >= 1, got 0"):
+        configs.imagenet_config(fake_data=True, steps_per_execution=0)
+
+
+def test_compile_takes_steps_per_execution_from_the_config():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    cifar10_task.compile_model(model, _config(steps_per_execution=7), steps_per_epoch=5)
+    assert int(model._steps_per_execution.numpy()) == 7
+
+
+@pytest.mark.parametrize("layer_distribution", ["global", "tfmot"])
+def test_one_shot_with_steps_per_execution_trains_exactly_like_one_step(
+        dense_run, tmp_path, layer_distribution):
+    runs = {}
+    for spe in (1, 3):  # batch 10: 5 steps per epoch, executions of 3 + 2 steps
+        workdir = tmp_path / f"spe{spe}"
+        metrics = cifar10_task.run(
+            _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.8, epochs=2,
+                    batch_size=10, layer_distribution=layer_distribution,
+                    steps_per_execution=spe), str(workdir))
+        weights = export.load_model(str(workdir)).get_weights()
+        runs[spe] = metrics, weights
+    (m1, w1), (m3, w3) = runs[1], runs[3]
+    assert m3["masks_fixed_during_finetune"] is True
+    assert m3["nonzero_prunable_weights"] == m1["nonzero_prunable_weights"]
+    assert [h["test_accuracy"] for h in m3["history"]] == [
+        h["test_accuracy"] for h in m1["history"]]
+    for a, b in zip(w1, w3):
+        np.testing.assert_array_equal(a == 0, b == 0)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 # --------------------------------------------------------------- launcher
 @pytest.mark.parametrize("args, flag", [
     (["--sparsity=1.5"], "--sparsity"),
     (["--mode=one_shot"], "--pretrained"),
     (["--model=vgg16"], "--model"),
     (["--preset=paper_resnet99"], "--preset"),
+    (["--steps_per_execution=0"], "--steps_per_execution"),
 ])
 def test_launcher_bad_flags_exit_with_a_line_naming_the_flag(args, flag, tmp_path):
     done = subprocess.run(
@@ -409,9 +490,9 @@ def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path):
     amx, plain = tmp_path / "amx", tmp_path / "plain"
     amx.write_text("flags\t: fpu sse avx512f amx_bf16 amx_tile\n")
     plain.write_text("flags\t: fpu sse avx2\n")
-    assert train.cpu_has_native_bfloat16(str(amx)) is True
-    assert train.cpu_has_native_bfloat16(str(plain)) is False
-    assert train.cpu_has_native_bfloat16(str(tmp_path / "missing")) is None
+    assert common.cpu_has_native_bfloat16(str(amx)) is True
+    assert common.cpu_has_native_bfloat16(str(plain)) is False
+    assert common.cpu_has_native_bfloat16(str(tmp_path / "missing")) is None
 
 
 class _RecordingState:
@@ -426,9 +507,20 @@ def test_epoch_log_saves_every_n_steps_inside_epochs_and_at_epoch_ends():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     state = _RecordingState()
-    log = train._EpochLog(state, [], {}, 4, 5, {}, every_steps=2)
+    log = epoch_logs.EpochLog(state, [], {}, 4, 5, {}, every_steps=2)
     data = tf.data.Dataset.from_tensors((tf.zeros((4, 3)), tf.zeros((4, 2)))).repeat()
     model.fit(data, epochs=2, steps_per_epoch=5, callbacks=[log], verbose=0)
     assert state.saves == [(0, 2, True), (0, 4, True), (1, 5, False), (1, 6, True),
                            (1, 8, True), (2, 10, False)]
     assert [h["epoch"] for h in log.history] == [1, 2]
+
+
+def test_epoch_log_saves_after_crossing_n_steps_with_steps_per_execution():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", steps_per_execution=3)
+    state = _RecordingState()
+    log = epoch_logs.EpochLog(state, [], {}, 4, 5, {}, every_steps=2)
+    data = tf.data.Dataset.from_tensors((tf.zeros((4, 3)), tf.zeros((4, 2)))).repeat()
+    model.fit(data, epochs=2, steps_per_epoch=5, callbacks=[log], verbose=0)
+    # Batch ends at steps 3, 5 | 8, 10: no step is a multiple of 2 inside an epoch.
+    assert state.saves == [(0, 3, True), (1, 5, False), (1, 8, True), (2, 10, False)]

@@ -1,5 +1,6 @@
 """ImagenetConfig: presets per paper row, budget labels, argument checks."""
 
+import dataclasses
 import os
 
 import pytest
@@ -49,3 +50,12 @@ def test_bad_values_are_named(overrides, message):
     values.update(overrides)
     with pytest.raises(ValueError, match=message):
         configs.imagenet_config(**values)
+
+
+def test_model_and_preprocessing_choices_match_the_builders_and_the_data():
+    from tf_globalmp.data import imagenet as imagenet_data
+    from tf_globalmp.models import imagenet as imagenet_models
+
+    fields = {f.name: f for f in dataclasses.fields(configs.ImagenetConfig)}
+    assert fields["model"].metadata["choices"] == tuple(sorted(imagenet_models.IMAGENET_MODELS))
+    assert fields["preprocessing"].metadata["choices"] == imagenet_data.PREPROCESSING

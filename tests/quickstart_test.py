@@ -1,4 +1,4 @@
-"""The README's main job: train.run and launchers/quickstart.py on real digits."""
+"""The README's main job: tasks.quickstart.run and launchers/quickstart.py on real digits."""
 
 import json
 import os
@@ -12,7 +12,9 @@ import tf_globalmp
 import tf_keras as keras
 
 from tf_globalmp import configs
-from tf_globalmp import train
+from tf_globalmp import runs
+from tf_globalmp.tasks import epoch_logs
+from tf_globalmp.tasks import quickstart
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_run_writes_exactly_pruned_model_and_metrics(tmp_path):
     config = configs.QuickstartConfig(epochs=1, finetune_epochs=1)
     workdir = str(tmp_path / "run")
-    metrics, _ = train.run(config, workdir)
+    metrics = quickstart.run(config, workdir)
     for name in ("model.keras", "config.json", "metrics.json", "sparsity.json",
                  "layer_sparsity.png"):
         assert os.path.exists(os.path.join(workdir, name))
@@ -74,14 +76,14 @@ class _Kill(Exception):
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("straight") / "run")
-    metrics, _ = train.run(configs.QuickstartConfig(epochs=2, finetune_epochs=2), workdir)
+    metrics = quickstart.run(configs.QuickstartConfig(epochs=2, finetune_epochs=2), workdir)
     return workdir, metrics
 
 
 @pytest.mark.parametrize("kill_at", [1, 3])  # epoch-end saves: dense 1, 2; fine-tune 3, 4
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch,
                                                              straight_run, kill_at):
-    original, saves = train._AccuracyLog.on_epoch_end, []
+    original, saves = epoch_logs.AccuracyLog.on_epoch_end, []
 
     def killed(self, epoch, logs=None):
         original(self, epoch, logs)
@@ -89,13 +91,13 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
         if len(saves) == kill_at:
             raise _Kill()
 
-    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", killed)
+    monkeypatch.setattr(epoch_logs.AccuracyLog, "on_epoch_end", killed)
     config, workdir = configs.QuickstartConfig(epochs=2, finetune_epochs=2), str(tmp_path / "r")
     with pytest.raises(_Kill):
-        train.run(config, workdir)
+        quickstart.run(config, workdir)
     assert not os.path.exists(os.path.join(workdir, "metrics.json"))
-    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", original)
-    metrics, _ = train.run(config, workdir)
+    monkeypatch.setattr(epoch_logs.AccuracyLog, "on_epoch_end", original)
+    metrics = quickstart.run(config, workdir)
 
     straight_dir, want = straight_run
     for key in ("dense_accuracy", "one_shot_accuracy_before_finetune", "pruned_accuracy",
@@ -105,5 +107,5 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypat
                              for d in (workdir, straight_dir))
     for a, b in zip(want_model.weights, got_model.weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-5)
-    assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
-    assert train.run(config, workdir)[0] == metrics  # finished: returned as is
+    assert not os.path.exists(os.path.join(workdir, runs.STATE_DIR))
+    assert quickstart.run(config, workdir) == metrics  # finished: returned as is

@@ -13,8 +13,9 @@ from tf_globalmp import controller
 from tf_globalmp import optim
 from tf_globalmp import prune
 from tf_globalmp import schedules
-from tf_globalmp import train
 from tf_globalmp.data import imagenet as imagenet_data
+from tf_globalmp.tasks import common
+from tf_globalmp.tasks import imagenet as imagenet_task
 
 
 def _resolver(task_type, task_id, cluster):
@@ -25,12 +26,12 @@ def _resolver(task_type, task_id, cluster):
 
 
 def test_chief_is_the_chief_or_worker_0_without_one():
-    assert train._is_chief(types.SimpleNamespace())
-    assert train._is_chief(_resolver(None, None, {}))
-    assert train._is_chief(_resolver("worker", 0, {"worker": ["a", "b"]}))
-    assert not train._is_chief(_resolver("worker", 1, {"worker": ["a", "b"]}))
-    assert train._is_chief(_resolver("chief", 0, {"chief": ["c"], "worker": ["a"]}))
-    assert not train._is_chief(_resolver("worker", 0, {"chief": ["c"], "worker": ["a"]}))
+    assert common.is_chief(types.SimpleNamespace())
+    assert common.is_chief(_resolver(None, None, {}))
+    assert common.is_chief(_resolver("worker", 0, {"worker": ["a", "b"]}))
+    assert not common.is_chief(_resolver("worker", 1, {"worker": ["a", "b"]}))
+    assert common.is_chief(_resolver("chief", 0, {"chief": ["c"], "worker": ["a"]}))
+    assert not common.is_chief(_resolver("worker", 0, {"chief": ["c"], "worker": ["a"]}))
 
 
 @pytest.mark.slow  # about 40-60 s each on the busy 2-core CPU
@@ -41,8 +42,8 @@ def test_mixed_precision_keeps_pruning_in_float32_and_trains(precision):
         batch_size=2, eval_batch_size=2, steps_per_epoch=2, precision=precision,
         weight_decay=1e-4, verbose=0)
     train_ds, _, info = imagenet_data.load(config)
-    model = train._imagenet_model(config, info, 2)
-    train._imagenet_compile(model, config, 2)
+    model = imagenet_task.build_model(config, info, 2)
+    imagenet_task.compile_model(model, config, 2)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
     assert model.output.dtype == "float32"
     assert isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer) == (
@@ -66,7 +67,7 @@ def test_mixed_precision_keeps_pruning_in_float32_and_trains(precision):
 def test_gradual_rows_prune_cubically_from_epoch_20_to_79():
     config = configs.imagenet_config("paper_resnet50_gradual90", data_dir="/d")
     steps = config.train_examples // config.batch_size  # 5004
-    schedule = train._cifar10_schedule(config, steps)
+    schedule = common.pruning_schedule(config, steps)
     assert (schedule.begin_step, schedule.end_step, schedule.frequency, schedule.power) == (
         20 * steps, 79 * steps, steps, 3)
     assert (schedule.initial_sparsity, schedule.final_sparsity) == (0.0, 0.9)

@@ -1,4 +1,4 @@
-"""FastGRNN on a slice of the real HAR data: structured fine-tuning and train.run_har2."""
+"""FastGRNN on a slice of the real HAR data: structured fine-tuning and tasks.har2.run."""
 
 import json
 import os
@@ -14,9 +14,11 @@ from tf_globalmp import controller
 from tf_globalmp import export
 from tf_globalmp import prune
 from tf_globalmp import structured
-from tf_globalmp import train
+from tf_globalmp import runs
 from tf_globalmp.data import har
 from tf_globalmp.models import fastgrnn
+from tf_globalmp.tasks import epoch_logs
+from tf_globalmp.tasks import har2
 
 pytestmark = pytest.mark.skipif(not os.path.exists(har.DEFAULT_PATH),
                                 reason=f"{har.DEFAULT_PATH} not present")
@@ -54,7 +56,7 @@ def test_structured_finetune_keeps_exact_ranks_and_fixed_masks(har_slice, tmp_pa
     for masks in recorder.masks[1:]:
         for a, b in zip(recorder.masks[0], masks):
             np.testing.assert_array_equal(a, b)
-    assert train.factor_ranks(model) == [9, 7]
+    assert har2.factor_ranks(model) == [9, 7]
     stripped = prune.strip_pruning(model)
     cell = fastgrnn.cell_of(stripped)
     w1, w2, u1, u2 = (v.numpy() for v in cell.factor_weights())
@@ -65,7 +67,7 @@ def test_structured_finetune_keeps_exact_ranks_and_fixed_masks(har_slice, tmp_pa
     loaded = keras.models.load_model(path)
     np.testing.assert_allclose(loaded(x_test).numpy(), stripped(x_test).numpy(), rtol=1e-5,
                                atol=1e-6)
-    assert train.factor_ranks(loaded) == [9, 7]
+    assert har2.factor_ranks(loaded) == [9, 7]
 
 
 @pytest.fixture(scope="module")
@@ -85,39 +87,39 @@ def _config(path, **kwargs):
 
 def test_run_har2_each_mode_and_resume(small_npz, tmp_path, monkeypatch):
     dense_dir = str(tmp_path / "dense")
-    dense = train.run_har2(_config(small_npz), dense_dir)
+    dense = har2.run(_config(small_npz), dense_dir)
     assert dense["epochs_done"] == 2 and dense["ranks"] == [9, 80]
     for name in ("model.keras", "config.json", "metrics.json", "sparsity.json"):
         assert os.path.exists(os.path.join(dense_dir, name))
 
     # Structured, interrupted after epoch 1, then resumed by the same call.
-    original = train._AccuracyLog.on_epoch_end
+    original = epoch_logs.AccuracyLog.on_epoch_end
 
     def crash_after_first(self, epoch, logs=None):
         original(self, epoch, logs)
         if epoch == 0:
             raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", crash_after_first)
+    monkeypatch.setattr(epoch_logs.AccuracyLog, "on_epoch_end", crash_after_first)
     config = _config(small_npz, mode="structured", ranks=(8, 7), pretrained=dense_dir)
     workdir = str(tmp_path / "r8_7")
     with pytest.raises(KeyboardInterrupt):
-        train.run_har2(config, workdir)
-    monkeypatch.setattr(train._AccuracyLog, "on_epoch_end", original)
-    metrics = train.run_har2(config, workdir)
+        har2.run(config, workdir)
+    monkeypatch.setattr(epoch_logs.AccuracyLog, "on_epoch_end", original)
+    metrics = har2.run(config, workdir)
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
     assert metrics["ranks"] == [8, 7] and metrics["masks_fixed_during_finetune"]
     assert metrics["nonzero_prunable_weights"] == 8 * 89 + 7 * 160 + 160
     assert metrics["best_test_accuracy"] == max(h["test_accuracy"] for h in metrics["history"])
-    assert not os.path.exists(os.path.join(workdir, train.STATE_DIR))
+    assert not os.path.exists(os.path.join(workdir, runs.STATE_DIR))
     assert os.path.getsize(os.path.join(workdir, "layer_sparsity.png")) > 1000
     # The resumed run trained on the same batches as an uninterrupted one.
     straight = str(tmp_path / "r8_7_straight")
-    train.run_har2(config, straight)
+    har2.run(config, straight)
     for a, b in zip(export.load_model(straight).weights, export.load_model(workdir).weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
 
-    unstructured = train.run_har2(
+    unstructured = har2.run(
         _config(small_npz, mode="unstructured", ranks=(8, 7), pretrained=dense_dir),
         str(tmp_path / "unstructured"))
     assert unstructured["nonzero_prunable_weights"] == metrics["nonzero_prunable_weights"]
@@ -127,15 +129,15 @@ def test_run_har2_each_mode_and_resume(small_npz, tmp_path, monkeypatch):
 
 def test_run_har2_exports_verified_tflite(small_npz, tmp_path):
     workdir = str(tmp_path / "dense")
-    metrics = train.run_har2(_config(small_npz, epochs=1, export_tflite=True), workdir)
+    metrics = har2.run(_config(small_npz, epochs=1, export_tflite=True), workdir)
     assert os.path.exists(os.path.join(workdir, "model.tflite"))
     assert metrics["tflite_bytes"] < 100_000 and metrics["tflite_max_abs_diff"] < 1e-4
 
 
 def test_run_har2_global_structured_scope_stays_within_budget(small_npz, tmp_path):
     dense_dir = str(tmp_path / "dense")
-    train.run_har2(_config(small_npz, epochs=1), dense_dir)
-    metrics = train.run_har2(
+    har2.run(_config(small_npz, epochs=1), dense_dir)
+    metrics = har2.run(
         _config(small_npz, epochs=1, mode="structured", structured_scope="global",
                 ranks=(9, 8), pretrained=dense_dir), str(tmp_path / "global"))
     budget = 9 * 89 + 8 * 160 + 160  # the parameter count of ranks (9, 8)

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tf_globalmp import masks
@@ -39,9 +38,11 @@ def _check_common(metrics, sparsity, prunable):
     assert metrics["budget"].startswith("reduced budget: fake data")
     assert metrics["masks_identical_across_local_replicas"] is True
     assert metrics["prunable_weights"] == sparsity["global"]["weights"] == prunable
-    # The schedule's sparsity is a float32 (as tfmot's): 0.9 -> 0.89999998, which for
-    # ResNet-50 keeps one weight more than round(0.1 * N) (see train.run_imagenet).
-    n_keep = masks.n_keep_for(prunable, float(np.float32(0.9)))
+    # The schedule computes in float32 (0.9 -> 0.89999998) but hands the pruner the
+    # shortest decimal of that float (`schedules.as_python_sparsity`: 0.9), so the count
+    # is README's N - round(0.9 N) -- for ResNet-50 one weight fewer than with the raw
+    # float32 value, which this test once expected.
+    n_keep = masks.n_keep_for(prunable, 0.9)
     assert sparsity["global"]["nonzero"] == metrics["nonzero_prunable_weights"] == n_keep
     assert 0.0 < metrics["flops_pruned"] < 1.0
     for key in ("final_test_top1", "final_test_top5", "best_test_top1", "dense_test_top1"):
@@ -84,10 +85,11 @@ def test_mobilenet_v1_one_shot_90_with_mt_under_mirrored_strategy(tmp_path):
 WORKER = r"""
 import json, sys
 import tf_globalmp  # before TensorFlow
-from tf_globalmp import configs, train
+from tf_globalmp import configs
+from tf_globalmp.tasks import imagenet
 config = configs.imagenet_config("cpu_fake_mobilenet_v1_oneshot90_mt", image_size=32,
                                  distribution="multi_worker", verbose=0)
-metrics = train.run_imagenet(config, sys.argv[1])
+metrics = imagenet.run(config, sys.argv[1])
 metrics.pop("history")
 with open(sys.argv[2], "w") as f:
     json.dump(metrics, f)
@@ -120,7 +122,7 @@ def test_multi_worker_from_tf_config_gives_the_same_mask_on_every_worker(tmp_pat
     metrics = [json.loads((tmp_path / f"m{i}.json").read_text()) for i in range(2)]
     assert [m["replicas"] for m in metrics] == [2, 2]
     assert metrics[0]["mask_sha1"] == metrics[1]["mask_sha1"]
-    n_keep = masks.n_keep_for(4_209_088, float(np.float32(0.9)))
+    n_keep = masks.n_keep_for(4_209_088, 0.9)
     assert [m["nonzero_prunable_weights"] for m in metrics] == [n_keep, n_keep]
     assert all(m["masks_fixed_during_finetune"] for m in metrics)
     with open(tmp_path / "run" / "metrics.json") as f:  # written by the chief (worker 0)
