@@ -27,11 +27,11 @@ from absl import app
 from absl import flags
 
 from tf_globalmp import configs
-from tf_globalmp import export
 from tf_globalmp import flops
 from tf_globalmp import prune
 from tf_globalmp import report
 from tf_globalmp.tasks import cifar10 as cifar10_task
+from tf_globalmp import runs
 
 import sections  # benchmarks/sections.py, beside this script
 
@@ -105,7 +105,7 @@ def main(argv):
                     results.append({"sparsity": sparsity, "method": method, "seed": seed,
                                     "infeasible": str(e)})
                     continue
-                model = export.load_model(workdir)
+                model = runs.load_model(workdir)
                 results.append({
                     "sparsity": sparsity, "method": method, "seed": seed,
                     "achieved_sparsity": metrics["achieved_sparsity"],
@@ -124,13 +124,13 @@ def main(argv):
     middle = sparsities[len(sparsities) // 2]
     plot = None
     if {"global", "uniform"} <= set(_METHODS.value):
-        runs = {m: os.path.join(_WORKDIR.value, f"s{middle}_{m}_seed{seeds[0]}")
-                for m in ("global", "uniform")}
+        run_dirs = {m: os.path.join(_WORKDIR.value, f"s{middle}_{m}_seed{seeds[0]}")
+                    for m in ("global", "uniform")}
         os.makedirs(os.path.join("benchmarks", "results"), exist_ok=True)
         plot = os.path.join("benchmarks", "results", f"layers_global_vs_uniform_{middle}.png")
         report.plot_layer_sparsity(
-            prune.strip_pruning(export.load_model(runs["global"])), plot,
-            compare=export.load_model(runs["uniform"]), labels=("global", "uniform"))
+            prune.strip_pruning(runs.load_model(run_dirs["global"])), plot,
+            compare=runs.load_model(run_dirs["uniform"]), labels=("global", "uniform"))
 
     dense = results[0]["dense_test_accuracy"]
     lines = [
@@ -167,10 +167,7 @@ def main(argv):
                 f"{100 * rows[0]['flops_pruned']:.1f} |")
     if plot:
         lines += ["", f"Per-layer plot (global vs uniform at {100 * middle:g}%): `{plot}`."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if _OUT.value:
-        sections.append(_OUT.value, text)
+    sections.show_and_append(lines, _OUT.value)
 
 
 if __name__ == "__main__":

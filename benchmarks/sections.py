@@ -6,7 +6,8 @@ A benchmark script builds its Markdown text, then puts it into the file with one
   markers (README tables); the markers must be there.
 - `write_section(path, heading, section)`: replaces the section under a ``## `` heading
   (up to the next ``## `` heading), or appends it.
-- `append(path, text)`: appends a section after a blank line.
+- `append(path, text)`: appends a section after a blank line (`show_and_append`: and
+  prints it).
 
 The text functions below them (`replace_marked`, `replace_heading`, `insert_after`,
 `append_text`, `replace_summary_rows`) are pure, for scripts that edit several parts of
@@ -59,6 +60,14 @@ def append(path, text):
     """Appends a newline and `text` to `path` (created if missing)."""
     with open(path, "a") as f:
         f.write("\n" + text)
+
+
+def show_and_append(lines, path=None):
+    """Prints the Markdown `lines` as one text and, when `path` is given, appends it there."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if path:
+        append(path, text)
 
 
 # -------------------------------------------------------------------- text

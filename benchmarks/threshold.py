@@ -205,12 +205,16 @@ class Workload:
         self.cpu = time.process_time() - cpu
         return time.perf_counter() - start, out
 
-    def np_concat(self):
-        start = time.perf_counter()
+    def _concat_threshold(self):
+        """The n_keep-th largest |w|: concatenate, abs, np.partition (np_concat, np_masks)."""
         c = np.concatenate([a.ravel() for a in self.arrays])
         np.abs(c, out=c)
         c.partition(self.kth)
-        t = c[self.kth]
+        return c[self.kth]
+
+    def np_concat(self):
+        start = time.perf_counter()
+        t = self._concat_threshold()
         return time.perf_counter() - start, t
 
     def np_part(self):
@@ -222,11 +226,7 @@ class Workload:
 
     def np_masks(self):
         start = time.perf_counter()
-        c = np.concatenate([a.ravel() for a in self.arrays])
-        np.abs(c, out=c)
-        c.partition(self.kth)
-        t = c[self.kth]
-        del c
+        t = self._concat_threshold()
         out = [np.abs(a) >= t for a in self.arrays]
         return time.perf_counter() - start, out
 

@@ -138,10 +138,7 @@ def main(argv):
         med = statistics.median(means[variant])
         rounds = ", ".join(f"{1000 * m:.1f}" for m in means[variant])
         lines.append(f"| {labels[variant]} | {1000 * med:.1f} | {rounds} | {med / dense:.3f}x |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if _OUT.value:
-        sections.append(_OUT.value, text)
+    sections.show_and_append(lines, _OUT.value)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ int, float, str; `X | None` as X; `tuple[int, ...]` as a comma list), help from 
 field's metadata (`configs.common.field`), an enum flag where the field has choices.
 With presets a flag's default is None, "not given": the preset's value, else the
 config's default (named in the help); without presets, the config's default.
-Only launchers read FLAGS; `parse` is where they do.
+Only launchers read FLAGS; `parse` is where they do, called by `main`, the shape every
+launcher shares (config from flags, then the task, then a summary).
 """
 
 import dataclasses
+import importlib
 import sys
 import typing
 
@@ -83,3 +85,17 @@ def parse(argv, factory, names, **extra):
         return factory(*preset, **values, **extra)
     except ValueError as e:
         sys.exit(f"--{str(e).split()[0]}: {e}")
+
+
+def main(factory, names, workdir_flag, task, summary, extra=dict, before=None, **run_kwargs):
+    """The `main` a launcher gives app.run: `config = parse(argv, factory, names,
+    **extra())` (`extra` reads more flags), `before(config)` if given, then
+    tf_globalmp.tasks.<task> (imports TensorFlow: only once the flags are valid)
+    `.run(config, workdir, **run_kwargs)` and `summary(config, metrics, workdir)`."""
+    def _main(argv):
+        config = parse(argv, factory, names, **extra())
+        if before is not None:
+            before(config)
+        module = importlib.import_module(f"tf_globalmp.tasks.{task}")
+        summary(config, module.run(config, workdir_flag.value, **run_kwargs), workdir_flag.value)
+    return _main

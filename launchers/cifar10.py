@@ -25,16 +25,15 @@ NAMES = _flags.define(configs.Cifar10Config, (
 WORKDIR = _flags.workdir(None)
 
 
-def main(argv):
-    config = _flags.parse(argv, configs.cifar10_config, NAMES)
-    from tf_globalmp.tasks import cifar10  # imports TensorFlow: only once flags are valid
-
-    print(f"CIFAR-10 {config.model} {config.mode} ({config.budget}) -> {WORKDIR.value}")
-    m = cifar10.run(config, WORKDIR.value)
+def _summary(config, m, workdir):
     print(f"{m['data']}, {m['budget']}: best test {100 * m['best_test_accuracy']:.2f}% "
           f"(epoch {m['best_epoch']}), final {100 * m['final_test_accuracy']:.2f}%, "
-          f"sparsity {100 * m['achieved_sparsity']:.2f}% -> {WORKDIR.value}/")
+          f"sparsity {100 * m['achieved_sparsity']:.2f}% -> {workdir}/")
 
+
+main = _flags.main(
+    configs.cifar10_config, NAMES, WORKDIR, "cifar10", _summary,
+    before=lambda c: print(f"CIFAR-10 {c.model} {c.mode} ({c.budget}) -> {WORKDIR.value}"))
 
 if __name__ == "__main__":
     app.run(main)

@@ -23,17 +23,15 @@ NAMES = _flags.define(configs.Har2Config, (
 WORKDIR = _flags.workdir("runs/har2")
 
 
-def main(argv):
-    config = _flags.parse(argv, configs.har2_config, NAMES)
-    from tf_globalmp.tasks import har2  # imports TensorFlow: only once flags are valid
-
-    m = har2.run(config, WORKDIR.value, verbose=2)
+def _summary(config, m, workdir):
     print(f"\nHAR-2 FastGRNN ({config.mode}, preset {config.preset}, budget {config.budget}): "
           f"best test {100 * m['best_test_accuracy']:.2f}% (epoch {m['best_epoch']}), final "
           f"{100 * m['final_test_accuracy']:.2f}%, ranks (rW, rU) = {tuple(m['ranks'])}, "
           f"{m['nonzero_prunable_weights']} non-zero prunable weights")
-    print(f"Run written to {WORKDIR.value}/")
+    print(f"Run written to {workdir}/")
 
+
+main = _flags.main(configs.har2_config, NAMES, WORKDIR, "har2", _summary, verbose=2)
 
 if __name__ == "__main__":
     app.run(main)

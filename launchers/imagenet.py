@@ -19,22 +19,22 @@ CPUS = flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into N devices (te
 WORKDIR = _flags.workdir("runs/imagenet")
 
 
-def main(argv):  # --batch_size is also the evaluation batch size
-    config = _flags.parse(argv, configs.imagenet_config, NAMES,
-                          eval_batch_size=_flags.value("batch_size"))
-    if CPUS.value > 1:  # before TensorFlow initialises its devices
+def _cpus(config):  # before TensorFlow initialises its devices
+    if CPUS.value > 1:
         import tensorflow as tf
-
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * CPUS.value)
-    from tf_globalmp.tasks import imagenet  # imports TensorFlow: only once flags are valid
 
-    m = imagenet.run(config, WORKDIR.value)
+
+def _summary(config, m, workdir):
     print(f"{config.model} {config.mode} ({config.budget}): top-1 {m['final_test_top1']:.4f}, "
           f"sparsity {m['achieved_sparsity']:.4f}, FLOPs pruned {m['flops_pruned']:.4f} -> "
-          f"{WORKDIR.value}")
+          f"{workdir}")
 
+
+main = _flags.main(configs.imagenet_config, NAMES, WORKDIR, "imagenet", _summary, before=_cpus,
+    extra=lambda: dict(eval_batch_size=_flags.value("batch_size")))  # evaluation batch too
 
 if __name__ == "__main__":
     app.run(main)

@@ -456,7 +456,7 @@ def test_one_shot_with_steps_per_execution_trains_exactly_like_one_step(
             _config(mode="one_shot", pretrained=dense_run[0], sparsity=0.8, epochs=2,
                     batch_size=10, layer_distribution=layer_distribution,
                     steps_per_execution=spe), str(workdir))
-        weights = export.load_model(str(workdir)).get_weights()
+        weights = runs.load_model(str(workdir)).get_weights()
         runs[spe] = metrics, weights
     (m1, w1), (m3, w3) = runs[1], runs[3]
     assert m3["masks_fixed_during_finetune"] is True

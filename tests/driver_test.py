@@ -26,6 +26,7 @@ from tf_globalmp import distributions
 from tf_globalmp import masks
 from tf_globalmp import min_threshold
 
+from models_for_tests import dense_chain
 from numpy_reference import layer_top_k
 
 keras = _compat.keras
@@ -107,11 +108,7 @@ def _oracle(case):
 
 def _tf_keras_masks(case):
     keras.backend.clear_session()
-    dims = case["dims"]
-    model = keras.Sequential([keras.Input((dims[0],))] +
-                             [keras.layers.Dense(d) for d in dims[1:]])
-    for layer, kernel in zip(model.layers, case["kernels"]):
-        layer.kernel.assign(kernel)
+    model = dense_chain(keras, case["dims"], case["kernels"])
     wrapped = tf_globalmp.prune_low_magnitude_global(
         model, tf_globalmp.GlobalConstantSparsity(case["sparsity"], 0),
         min_weights=case["sigma"], redistribution=case["redistribution"],
@@ -139,17 +136,14 @@ _KERAS3_SCRIPT = textwrap.dedent('''
     import numpy as np
     import tf_globalmp.keras3 as k3
     import keras
+    from models_for_tests import dense_chain
 
     data = np.load(sys.argv[1], allow_pickle=True)
     cases = data["cases"].tolist()
     out = {}
     for i, case in enumerate(cases):
         keras.backend.clear_session()
-        dims = case["dims"]
-        model = keras.Sequential([keras.Input((dims[0],))] +
-                                 [keras.layers.Dense(d) for d in dims[1:]])
-        for layer, kernel in zip(model.layers, case["kernels"]):
-            layer.kernel.assign(kernel)
+        model = dense_chain(keras, case["dims"], case["kernels"])
         pruner = k3.GlobalPruner(
             model, k3.GlobalConstantSparsity(case["sparsity"], 0),
             min_weights=case["sigma"], redistribution=case["redistribution"],
@@ -239,9 +233,7 @@ def test_gradual_fit_on_tf_keras_equals_the_pure_function_at_every_update(redist
     keras.backend.clear_session()
     keras.utils.set_random_seed(1)
     dims = _GRADUAL["dims"]
-    model = keras.Sequential([keras.Input((dims[0],))] +
-                             [keras.layers.Dense(d, activation="relu") for d in dims[1:-1]] +
-                             [keras.layers.Dense(dims[-1])])
+    model = dense_chain(keras, dims, activation="relu")
     schedule = tf_globalmp.GlobalPolynomialDecay(0.0, _GRADUAL["sparsity"], begin_step=1,
                                                  end_step=9, frequency=2)
     wrapped = tf_globalmp.prune_low_magnitude_global(
@@ -275,12 +267,11 @@ _KERAS3_GRADUAL = textwrap.dedent('''
     import keras
     import tensorflow as tf
     from tf_globalmp import masks as masks_lib
+    from models_for_tests import dense_chain
 
     redistribution, sigma, dims, steps = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4])
     keras.utils.set_random_seed(1)
-    model = keras.Sequential([keras.Input((dims[0],))] +
-                             [keras.layers.Dense(d, activation="relu") for d in dims[1:-1]] +
-                             [keras.layers.Dense(dims[-1])])
+    model = dense_chain(keras, dims, activation="relu")
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     schedule = k3.GlobalPolynomialDecay(0.0, 0.9, begin_step=1, end_step=9, frequency=2)
     cb = k3.GlobalPruning(schedule, min_weights=sigma, redistribution=redistribution)

@@ -79,12 +79,14 @@ def mobilenet(tmp_path_factory):
     return {
         "wrapped": wrapped,
         "x": x,
-        "float32": tf_globalmp.export_tflite(wrapped, str(out / "sparse.tflite")),
+        "float32": tf_globalmp.export_tflite(wrapped, str(out / "sparse.tflite"),
+                                             compare_dense=True),
         "dynamic": tf_globalmp.export_tflite(
-            wrapped, str(out / "dynamic.tflite"), quantize="dynamic"
+            wrapped, str(out / "dynamic.tflite"), quantize="dynamic", compare_dense=True
         ),
         "dynamic_unminified": tf_globalmp.export_tflite(
-            wrapped, str(out / "dynamic_converter.tflite"), quantize="dynamic", minify=False
+            wrapped, str(out / "dynamic_converter.tflite"), quantize="dynamic", minify=False,
+            compare_dense=True,
         ),
     }
 
@@ -92,7 +94,7 @@ def mobilenet(tmp_path_factory):
 # ------------------------------------------------------------------ small CNN
 def test_small_cnn_float32_round_trip_matches_and_shrinks(tmp_path):
     path = str(tmp_path / "model.tflite")
-    report = tf_globalmp.export_tflite(_pruned_small_cnn(), path)
+    report = tf_globalmp.export_tflite(_pruned_small_cnn(), path, compare_dense=True)
     assert os.path.getsize(path) == report.bytes
     assert report.sparsity == pytest.approx(0.9)
     assert report.rtol == 1e-5 and report.max_rel_diff <= 1e-5
@@ -103,7 +105,7 @@ def test_small_cnn_float32_round_trip_matches_and_shrinks(tmp_path):
 
 def test_small_cnn_dynamic_range_int8_sparse_is_at_most_a_tenth(tmp_path):
     report = tf_globalmp.export_tflite(
-        _pruned_small_cnn(), str(tmp_path / "m.tflite"), quantize="dynamic"
+        _pruned_small_cnn(), str(tmp_path / "m.tflite"), quantize="dynamic", compare_dense=True
     )
     assert report.bytes <= 0.10 * report.dense_bytes
     assert report.rtol is None and report.max_rel_diff < 0.1  # reported, not asserted
@@ -111,7 +113,7 @@ def test_small_cnn_dynamic_range_int8_sparse_is_at_most_a_tenth(tmp_path):
 
 def test_json_report_is_written_beside_the_file_and_valid(tmp_path):
     path = str(tmp_path / "m.tflite")
-    report = tf_globalmp.export_tflite(_pruned_small_cnn(), path)
+    report = tf_globalmp.export_tflite(_pruned_small_cnn(), path, compare_dense=True)
     with open(path + ".json") as f:
         data = json.load(f)
     assert data == json.loads(report.to_json())
@@ -136,7 +138,7 @@ def test_int8_with_representative_data_reports_the_difference(tmp_path):
     x = np.random.default_rng(0).uniform(0, 1, (16, 8, 8, 1)).astype("float32")
     report = tf_globalmp.export_tflite(
         _pruned_small_cnn(), str(tmp_path / "m.tflite"), quantize="int8",
-        representative_dataset=x,
+        representative_dataset=x, compare_dense=True,
     )
     assert report.quantize == "int8" and report.rtol is None
     assert report.verify_batch == 8 and np.isfinite(report.max_abs_diff)
@@ -158,13 +160,13 @@ def test_unknown_quantize_mode_raises(tmp_path, quantize):
 
 
 def test_float32_mismatch_raises_and_writes_nothing(tmp_path, monkeypatch):
-    run = export._run_litert
+    run = export.verify.run_litert
 
     def off_by_a_bit(*args):
         outputs, label, failures = run(*args)
         return [o + 1e-3 * np.abs(o).max() for o in outputs], label, failures
 
-    monkeypatch.setattr(export, "_run_litert", off_by_a_bit)
+    monkeypatch.setattr(export.verify, "run_litert", off_by_a_bit)
     with pytest.raises(export.ExportError, match="relative .* > 1e-05.*nothing was written"):
         tf_globalmp.export_tflite(_pruned_small_cnn(), str(tmp_path / "m.tflite"))
     assert not os.listdir(tmp_path)
@@ -184,8 +186,192 @@ def test_model_the_converter_cannot_handle_raises_export_error(tmp_path):
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(3)(Igamma()(inputs)))
-    with pytest.raises(export.ExportError, match="converter cannot handle"):
+    with pytest.raises(export.ExportError, match="converter cannot handle") as raised:
         tf_globalmp.export_tflite(model, str(tmp_path / "m.tflite"))
+    message = str(raised.value)
+    # The converter's reason, once per route tried; not the export mode as a culprit.
+    assert "'tf.Igamma' op is neither a custom op nor a flex op" in message
+    assert "keras_model: " in message and "with the batch fixed to 1: " in message
+    assert "(float32, sparse)" not in message and len(message.splitlines()) == 1
+
+
+def test_converter_error_reason_keeps_the_error_lines_without_locations():
+    message = (
+        "Could not translate MLIR to FlatBuffer.<frozen runpy>:198:1: error: 'tf.Conv2D' "
+        "op is neither a custom op nor a flex op\n"
+        "loc(callsite(fused[...])): error: 'tf.Conv2D' op is neither a custom op nor a "
+        "flex op\n\tnote: see current operation\nerror: failed while converting: 'main'"
+    )
+    assert export.converter_error_reason(message) == (
+        "'tf.Conv2D' op is neither a custom op nor a flex op; failed while converting: "
+        "'main'")
+    assert export.converter_error_reason("\n  something else\nmore") == "something else"
+
+
+# ------------------------------------------------------------------------ RNNs
+def _text_classifier(recurrent, batch_size=None):
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((12,), batch_size=batch_size, dtype="int32", name="tokens")
+    h = keras.layers.Embedding(50, 8)(tokens)
+    h = recurrent(h)
+    return keras.Model(tokens, keras.layers.Dense(3, name="logits")(h))
+
+
+def _builtin_only(path):
+    """True if every op of the file is a TFLite builtin (no Flex / custom op)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(_read(path)), 0)
+    return all(code.customCode is None for code in model.operatorCodes)
+
+
+@pytest.mark.parametrize("recurrent", [
+    lambda: keras.layers.LSTM(16),
+    lambda: keras.layers.GRU(16),
+    lambda: keras.layers.Bidirectional(keras.layers.LSTM(8)),
+], ids=["LSTM", "GRU", "Bidirectional-LSTM"])
+def test_embedding_rnn_model_exports_with_a_fixed_batch_of_builtin_ops(tmp_path, recurrent):
+    """The dynamic-batch graph needs TensorList ops (Flex only, which LiteRT's Python
+    interpreter cannot run); with the batch fixed to 1 every op is a builtin."""
+    path = str(tmp_path / "m.tflite")
+    model = _text_classifier(recurrent())
+    report = tf_globalmp.export_tflite(model, path)
+    assert report.route == "fixed_batch" and report.input_batch == 1
+    assert any("TensorList" in w and "batch fixed to 1" in w for w in report.warnings)
+    assert report.verify_batch == 8 and report.max_rel_diff <= 1e-5
+    assert report.constant_outputs == () and _builtin_only(path)
+    assert "fixed_batch (batch 1)" in report.to_table()
+
+
+def test_rolled_rnn_layers_are_found_nested_and_unrolled_ones_are_not():
+    model = _text_classifier(keras.layers.Bidirectional(keras.layers.GRU(4, name="gru")))
+    assert sorted(export.rolled_rnn_layers(model)) == ["backward_gru", "forward_gru"]
+    assert export.rolled_rnn_layers(
+        _text_classifier(keras.layers.LSTM(4, unroll=True))) == []
+
+
+def test_dynamic_batch_conversion_failure_falls_back_to_a_fixed_batch(tmp_path, monkeypatch):
+    """Without the RNN shortcut the dynamic-batch conversion is tried and fails on
+    TensorList ops (the converter's message, not the export mode, in the warning)."""
+    monkeypatch.setattr(export.convert, "rolled_rnn_layers", lambda model: [])
+    path = str(tmp_path / "m.tflite")
+    report = tf_globalmp.export_tflite(_text_classifier(keras.layers.GRU(16)), path)
+    assert report.route == "fixed_batch" and report.max_rel_diff <= 1e-5
+    (warning,) = [w for w in report.warnings if "batch fixed to 1" in w]
+    assert "keras_model: 'tf.TensorListReserve' op requires element_shape to be static" in warning
+
+
+def test_fused_lstm_state_is_reset_between_verification_batches_and_warned(tmp_path):
+    """A converted LSTM keeps its state in variable tensors from one invocation to
+    the next: verification resets them, and the report says so."""
+    from ai_edge_litert import interpreter as litert
+
+    path = str(tmp_path / "m.tflite")
+    report = tf_globalmp.export_tflite(
+        _text_classifier(keras.layers.LSTM(16), batch_size=1), path)
+    assert report.route == "keras_model" and report.max_rel_diff <= 1e-5
+    assert any("reset_all_variables" in w for w in report.warnings)
+    assert flatbuffer.count_variable_tensors(_read(path)) > 0
+    runner = litert.Interpreter(model_path=path).get_signature_runner()
+    x = np.arange(12, dtype="int32")[None]
+    first, second = (runner(tokens=x)["logits"] for _ in range(2))
+    assert np.abs(first - second).max() > 0  # why the reset is needed
+
+
+def test_pruned_embedding_gru_model_keeps_its_sparsity_in_the_report(tmp_path):
+    wrapped = _prune(_text_classifier(keras.layers.GRU(16)), 0.8)
+    report = tf_globalmp.export_tflite(wrapped, str(tmp_path / "m.tflite"))
+    assert report.sparsity == pytest.approx(0.8) and report.max_rel_diff <= 1e-5
+
+
+# ------------------------------------------------ the converter's block encoding
+def _dense_on_features(features, units=24):
+    """A Dense layer on `features` inputs, its smaller 60% of weights zeroed."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((features,))
+    model = keras.Model(x, keras.layers.Dense(units)(x))
+    kernel = model.layers[1].kernel
+    value = kernel.numpy()
+    value[np.abs(value) < np.quantile(np.abs(value), 0.6)] = 0
+    kernel.assign(value)
+    return model
+
+
+@pytest.mark.parametrize("features, broken", [(3, True), (7, False), (5, False), (4, False)])
+def test_broken_block_sparse_tensors_are_those_with_a_partial_block(features, broken):
+    converter = tf.lite.TFLiteConverter.from_keras_model(_dense_on_features(features, 24))
+    converter.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    found = flatbuffer.broken_block_sparse_tensors(converter.convert())
+    assert bool(found) == broken
+    if broken:
+        assert found[0][1] == [24, features]  # FullyConnected weights: (units, features)
+
+
+@pytest.mark.parametrize("quantize", [None, "dynamic"])
+def test_dense_layer_on_three_features_exports_correct_outputs_without_sparse_blocks(
+        tmp_path, quantize):
+    """TF 2.21 encodes a (24, 3) FullyConnected weight as 1x4 blocks and drops values:
+    the file computed wrong outputs (float32: ExportError; dynamic: written)."""
+    report = tf_globalmp.export_tflite(_dense_on_features(3), str(tmp_path / "m.tflite"),
+                                       quantize=quantize)
+    assert report.sparse_tensors == 0 and report.max_rel_diff < 1e-2
+    assert any("block-sparse encoding" in w for w in report.warnings)
+    assert not any("sparse-encoded no weight tensor" in w for w in report.warnings)
+
+
+# ----------------------------------------------------- constant outputs, baseline
+def test_collapsed_model_outputs_are_reported_as_constant_with_a_warning(tmp_path, caplog):
+    """All-zero kernels (a pruned-to-death model): outputs = bias for every input, so
+    equal outputs say nothing about the conversion."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((5,))
+    model = keras.Model(x, keras.layers.Dense(3, bias_initializer="ones", name="head")(
+        keras.layers.Dense(8, activation="relu", name="hidden")(x)))
+    model.get_layer("hidden").kernel.assign(tf.zeros((5, 8)))
+    with caplog.at_level("WARNING"):
+        report = tf_globalmp.export_tflite(model, str(tmp_path / "m.tflite"))
+    assert report.constant_outputs == ("head",) and report.max_abs_diff == 0
+    assert any("proves nothing" in w for w in report.warnings)
+    assert any("proves nothing" in r.getMessage() for r in caplog.records)
+    assert "constant outputs head" in report.to_table()
+    with open(str(tmp_path / "m.tflite.json")) as f:
+        assert json.load(f)["constant_outputs"] == ["head"]
+
+
+def test_constant_outputs_names_only_outputs_that_do_not_vary():
+    varying = np.array([[1.0, 2.0], [1.5, 2.0]])
+    constant = np.array([[3.0, -1.0], [3.0, -1.0]])
+    almost = constant + np.array([[0.0, 0.0], [0.0, 1e-7]])
+    names = ["a", "b", "c", "z"]
+    got = export.constant_outputs([varying, constant, almost, np.zeros((2, 2))], names)
+    assert got == ("b", "c", "z")
+    assert export.constant_outputs([varying[:1]], ["one"]) == ("one",)  # one input
+    assert export.constant_outputs([np.array([0.0, 1.0])], ["scalar"]) == ()
+
+
+def test_dense_baseline_is_converted_only_when_asked(tmp_path, monkeypatch):
+    """The baseline is a second conversion (as long as the first): off by default."""
+    convert, calls = export.convert.convert_function, []
+
+    def counting(*args):
+        calls.append(args[2:4])  # (sparse, quantize)
+        return convert(*args)
+
+    monkeypatch.setattr(export.convert, "convert_function", counting)
+    wrapped = _pruned_small_cnn()
+    default = tf_globalmp.export_tflite(wrapped, str(tmp_path / "a.tflite"), verify=False)
+    assert calls == [(True, None)]
+    assert default.dense_bytes is None and default.ratio is None and default.gzip_ratio is None
+    assert "not converted (compare_dense=False)" in default.to_table()
+    calls.clear()
+    compared = tf_globalmp.export_tflite(wrapped, str(tmp_path / "b.tflite"), verify=False,
+                                         compare_dense=True)
+    assert calls == [(True, None), (False, None)]
+    assert compared.bytes == default.bytes and compared.ratio < 0.5
+    calls.clear()
+    dense = tf_globalmp.export_tflite(wrapped, str(tmp_path / "c.tflite"), verify=False,
+                                      sparse=False)
+    assert calls == [(False, None)] and dense.dense_bytes == dense.converted_bytes
 
 
 def test_several_inputs_and_outputs_are_matched_by_name(tmp_path):

@@ -6,58 +6,17 @@ Runs in a fresh Keras 3 process (see keras3_test.py)."""
 
 import pytest
 
+import models_for_tests
 from keras3_test import _n_keep, _run
 
 _MIXED = """
 from unittest import mock
 from tf_globalmp import choose
-
-
-class Inner(keras.layers.Layer):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.proj = keras.layers.Dense(16, name="inner_dense")
-        self.norm = keras.layers.LayerNormalization(name="inner_norm")
-
-    def call(self, x):
-        return self.norm(self.proj(x))
-
-
-class Block(keras.layers.Layer):
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.stack = [keras.layers.Dense(16, name="list_0"), keras.layers.Dense(16, name="list_1")]
-        self.by_key = {"a": keras.layers.Dense(16, name="dict_a"),
-                       "b": keras.layers.Dense(16, name="dict_b")}
-        self.inner = Inner(name="inner")
-
-    def call(self, x):
-        for layer in self.stack:
-            x = layer(x)
-        return self.inner(self.by_key["a"](x) + self.by_key["b"](x))
-
-
-class OwnKernel(keras.layers.Layer):
-    def build(self, input_shape):
-        self.scale = self.add_weight(name="scale", shape=(input_shape[-1], 16))
-
-    def call(self, x):
-        return x @ self.scale
+import models_for_tests
 
 
 def mixed(with_own_kernel=False):
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((10,), dtype="int32")
-    x = keras.layers.Embedding(100, 16, name="emb")(inputs)
-    x = keras.layers.MultiHeadAttention(2, 8, name="mha")(x, x)
-    x = keras.layers.Bidirectional(
-        keras.layers.LSTM(8, return_sequences=True, name="lstm"), name="bilstm")(x)
-    x = keras.layers.TimeDistributed(keras.layers.Dense(16, name="td_dense"), name="td")(x)
-    x = Block(name="block")(x)
-    if with_own_kernel:
-        x = OwnKernel(name="own")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="gap")(x)
-    return keras.Model(inputs, keras.layers.Dense(3, name="head")(x), name="mixed")
+    return models_for_tests.mixed(keras, with_own_kernel=with_own_kernel)
 
 
 def names(**choice):
@@ -97,16 +56,7 @@ out["warnings"] = [c[0][1] for c in warning.call_args_list]
 emit(out)
 """
 
-EXPECTED = [
-    "emb/embeddings",
-    "mha/query/kernel", "mha/key/kernel", "mha/value/kernel", "mha/attention_output/kernel",
-    "bilstm/forward_lstm/lstm_cell/kernel", "bilstm/forward_lstm/lstm_cell/recurrent_kernel",
-    "bilstm/backward_lstm/lstm_cell/kernel", "bilstm/backward_lstm/lstm_cell/recurrent_kernel",
-    "td/td_dense/kernel",
-    "block/list_0/kernel", "block/list_1/kernel", "block/dict_a/kernel", "block/dict_b/kernel",
-    "block/inner/inner_dense/kernel",
-    "head/kernel",
-]
+EXPECTED = models_for_tests.mixed_labels(keras3=True)
 
 
 @pytest.fixture(scope="module")

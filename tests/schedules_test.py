@@ -7,6 +7,7 @@ import tf_globalmp
 import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 
+from tf_globalmp import _compat  # noqa: F401  (registers our schedules as tfmot PruningSchedules)
 from tf_globalmp import schedules
 
 

@@ -74,19 +74,20 @@ def test_rank_masks_with_zeroed_component_drop_it_first():
 
 
 def _global_reference(pairs, budget):
-    entries = []
+    """numpy: all components by (-score / cost, pair, index); keep the longest prefix
+    whose cumulative cost fits the budget."""
+    keys, owner, index, cost = [], [], [], []
     for p, (a, b) in enumerate(pairs):
-        cost = a.shape[0] + b.shape[1]
-        for k in range(a.shape[1]):
-            entries.append(((np.abs(a[:, k]).sum() + np.abs(b[k]).sum()) / cost, p, k, cost))
-    entries.sort(key=lambda e: (-e[0], e[1], e[2]))
+        n = a.shape[0] + b.shape[1]
+        keys += [(np.abs(a[:, k]).sum() + np.abs(b[k]).sum()) / n for k in range(a.shape[1])]
+        owner += [p] * a.shape[1]
+        index += list(range(a.shape[1]))
+        cost += [n] * a.shape[1]
+    order = np.lexsort((index, owner, -np.array(keys)))
+    taken = order[np.cumsum(np.array(cost)[order]) <= budget]
     keep = [np.zeros(a.shape[1], bool) for a, _ in pairs]
-    used = 0
-    for _, p, k, cost in entries:
-        if used + cost > budget:
-            break
-        keep[p][k] = True
-        used += cost
+    for i in taken:
+        keep[owner[i]][index[i]] = True
     return keep
 
 

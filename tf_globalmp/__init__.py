@@ -28,7 +28,7 @@ _PUBLIC = {
     "flops_report": "flops",
     "global_magnitude_masks": "masks",
     "layer_sparsities": "report",
-    "load_model": "export",
+    "load_model": "runs",
     "plot_layer_sparsity": "report",
     "prune_low_magnitude_global": "prune",
     "prune_scope": "prune",

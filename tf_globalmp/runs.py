@@ -19,7 +19,9 @@ from absl import logging
 
 from tf_globalmp import _compat
 from tf_globalmp import export
+from tf_globalmp import prune
 from tf_globalmp import report
+from tf_globalmp import serializables
 
 keras = _compat.keras
 
@@ -207,3 +209,28 @@ def copy_weights_by_name(model, source, source_name):
             raise ValueError(f"pretrained model {source_name!r} has no layer {layer.name!r}: "
                              f"is it a {model.name} run?") from None
         layer.set_weights(other.get_weights())
+
+
+# ------------------------------------------------------------------------- CLI
+def load_model(path):
+    """Loads a tf-keras model (wrapped or not) from a SavedModel dir, .keras or .h5.
+
+    A run directory (``saved_models/<run>/``) holding ``model.keras`` also works.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model at {path!r}")
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "saved_model.pb")):
+        candidates = [os.path.join(path, n) for n in ("model.keras", "model.h5", "model")]
+        found = [c for c in candidates if os.path.exists(c)]
+        if not found:
+            raise FileNotFoundError(
+                f"{path!r} is a directory without saved_model.pb, model.keras or model.h5"
+            )
+        path = found[0]
+    serializables.register()  # the package's custom layers, by their saved names
+    with prune.prune_scope():
+        try:
+            return _compat.keras.models.load_model(path, compile=False)
+        except Exception as e:
+            first = next((l for l in str(e).splitlines() if l.strip()), type(e).__name__)
+            raise ValueError(f"cannot load a tf-keras model from {path!r}: {first[:300]}") from e

@@ -68,6 +68,14 @@ class _GridSchedule:
         on_grid = tf.equal(tf.math.floormod(step - self.begin_step, self.frequency), 0)
         return tf.logical_and(in_range, on_grid)
 
+    _FIELDS = ()  # the attributes get_config returns as "config", in this order
+
+    def get_config(self):
+        return {
+            "class_name": type(self).__name__,
+            "config": {name: getattr(self, name) for name in self._FIELDS},
+        }
+
     @classmethod
     def from_config(cls, config):
         return cls(**config)
@@ -86,6 +94,8 @@ class GlobalConstantSparsity(_GridSchedule):
     re-applied while fine-tuning.
     """
 
+    _FIELDS = ("target_sparsity", "begin_step", "end_step", "frequency")
+
     def __init__(self, target_sparsity, begin_step=0, end_step=-1, frequency=100):
         self.target_sparsity = _check_sparsity("target_sparsity", target_sparsity)
         self.begin_step, self.end_step, self.frequency = _check_steps(
@@ -98,17 +108,6 @@ class GlobalConstantSparsity(_GridSchedule):
             tf.constant(self.target_sparsity, dtype=tf.float32),
         )
 
-    def get_config(self):
-        return {
-            "class_name": type(self).__name__,
-            "config": {
-                "target_sparsity": self.target_sparsity,
-                "begin_step": self.begin_step,
-                "end_step": self.end_step,
-                "frequency": self.frequency,
-            },
-        }
-
 
 class GlobalPolynomialDecay(_GridSchedule):
     """Gradual Global MP (Zhu & Gupta): sparsity rises as a polynomial (cubic).
@@ -117,6 +116,9 @@ class GlobalPolynomialDecay(_GridSchedule):
     for the network as a whole, re-thresholded every `frequency` steps; the same
     values and step semantics as tfmot's `PolynomialDecay`.
     """
+
+    _FIELDS = ("initial_sparsity", "final_sparsity", "power", "begin_step", "end_step",
+               "frequency")
 
     def __init__(
         self, initial_sparsity, final_sparsity, begin_step, end_step, power=3, frequency=100
@@ -153,19 +155,6 @@ class GlobalPolynomialDecay(_GridSchedule):
             self.final_sparsity,
         )
         return self._should_prune_in_step(step), sparsity
-
-    def get_config(self):
-        return {
-            "class_name": type(self).__name__,
-            "config": {
-                "initial_sparsity": self.initial_sparsity,
-                "final_sparsity": self.final_sparsity,
-                "power": self.power,
-                "begin_step": self.begin_step,
-                "end_step": self.end_step,
-                "frequency": self.frequency,
-            },
-        }
 
 
 def as_python_sparsity(value):

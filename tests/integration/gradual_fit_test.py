@@ -13,18 +13,7 @@ STEPS = 8 * EPOCHS  # 256 digits / batch 32 -> 8 steps per epoch; steps 0..23
 
 
 def _fit(digits, schedule, steps_per_execution=1):
-    x, y = digits
-    model = helpers.compile_model(
-        helpers.wrap(helpers.cnn(seed=1), schedule), steps_per_execution=steps_per_execution
-    )
-    pruning = tf_globalmp.UpdateGlobalPruningStep()
-    before, after = helpers.BeforeUpdate(), helpers.AfterBatch(pruning)
-    model.fit(
-        x, y, batch_size=helpers.BATCH, epochs=EPOCHS, shuffle=False, verbose=0,
-        callbacks=[before, pruning, after],
-    )
-    total = helpers.total_size(helpers.masks(model))
-    return dict(model=model, before=before, after=after, total=total, schedule=schedule)
+    return helpers.recorded_fit(digits, schedule, 1, EPOCHS, steps_per_execution)
 
 
 @pytest.fixture(scope="module")

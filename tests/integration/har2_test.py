@@ -116,7 +116,7 @@ def test_run_har2_each_mode_and_resume(small_npz, tmp_path, monkeypatch):
     # The resumed run trained on the same batches as an uninterrupted one.
     straight = str(tmp_path / "r8_7_straight")
     har2.run(config, straight)
-    for a, b in zip(export.load_model(straight).weights, export.load_model(workdir).weights):
+    for a, b in zip(runs.load_model(straight).weights, runs.load_model(workdir).weights):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-6)
 
     unstructured = har2.run(

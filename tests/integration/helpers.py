@@ -184,3 +184,18 @@ class AfterBatch(keras.callbacks.Callback):
             if r["result"] is not None and (not out or r["result"] is not out[-1]):
                 out.append(r["result"])
         return out
+
+
+# --------------------------------------------------------------------- runs
+def recorded_fit(digits, schedule, seed, epochs, steps_per_execution=1):
+    """Fits the wrapped `cnn(seed)` on `digits` with BeforeUpdate, UpdateGlobalPruningStep
+    and AfterBatch; a dict of model, before, after, pruning, total (prunable weights)
+    and schedule."""
+    x, y = digits
+    model = compile_model(wrap(cnn(seed=seed), schedule), steps_per_execution=steps_per_execution)
+    pruning = tf_globalmp.UpdateGlobalPruningStep()
+    before, after = BeforeUpdate(), AfterBatch(pruning)
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0,
+              callbacks=[before, pruning, after])
+    return dict(model=model, before=before, after=after, pruning=pruning,
+                total=total_size(masks(model)), schedule=schedule)

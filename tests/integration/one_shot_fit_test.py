@@ -15,18 +15,9 @@ EPOCHS = 3  # 8 batches per epoch -> steps 0..23
 
 @pytest.fixture(scope="module")
 def run(digits):
-    x, y = digits
     schedule = tf_globalmp.GlobalConstantSparsity(SPARSITY, begin_step=BEGIN, frequency=FREQUENCY)
-    model = helpers.compile_model(helpers.wrap(helpers.cnn(seed=0), schedule))
-    pruning = tf_globalmp.UpdateGlobalPruningStep()
-    before, after = helpers.BeforeUpdate(), helpers.AfterBatch(pruning)
-    model.fit(
-        x, y, batch_size=helpers.BATCH, epochs=EPOCHS, shuffle=False, verbose=0,
-        callbacks=[before, pruning, after],
-    )
-    total = helpers.total_size(helpers.masks(model))
-    return dict(model=model, before=before, after=after, pruning=pruning, total=total,
-                n_keep=helpers.n_keep(total, SPARSITY), schedule=schedule)
+    run = helpers.recorded_fit(digits, schedule, 0, EPOCHS)
+    return dict(run, n_keep=helpers.n_keep(run["total"], SPARSITY))
 
 
 def _record_after_step(run, step):

@@ -15,6 +15,7 @@ import pytest
 
 import tf_globalmp
 from tf_globalmp import export
+from tf_globalmp import runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURE = os.path.join(ROOT, "tests", "testdata", "cifar10_tiny")
@@ -47,7 +48,7 @@ def _epochs_done(workdir):
 
 
 def _final(workdir):
-    model = export.load_model(workdir)
+    model = runs.load_model(workdir)
     return [w.numpy() for w in model.weights], tf_globalmp.sparsity_report(model)
 
 

@@ -1,11 +1,13 @@
 """Command line of `tf_globalmp.export_tflite` (the package's only flag reader).
 
     python -m tf_globalmp.export --model saved_models/run/model.keras \\
-        --out model.tflite [--quantize dynamic] [--no-sparse] [--no-minify]
+        --out model.tflite [--quantize dynamic] [--no-sparse] [--no-minify] \\
+        [--compare_dense]
 
 Prints the report as a table, writes it as ``<out>.json``; exits 1 with one
 ``error:`` line on a bad path, a model that cannot be loaded or converted, or
 outputs that do not match; a model that is not pruned is exported with a warning.
+A mixed-precision model is exported as its float32 network.
 """
 
 import sys
@@ -14,6 +16,7 @@ from absl import app
 from absl import flags
 
 from tf_globalmp import export
+from tf_globalmp import runs
 
 flags.DEFINE_string("model", None, "SavedModel directory, .keras or .h5 file (or a run "
                     "directory holding model.keras).", required=True)
@@ -27,8 +30,10 @@ flags.DEFINE_bool("minify", True, "Drop tensor names and duplicated quantization
                   "parameters (--no-minify keeps the converter's file).")
 flags.DEFINE_bool("verify", True, "Compare the file's outputs with the Keras model "
                   "(--no-verify skips it).")
+flags.DEFINE_bool("compare_dense", False, "Also convert the dense float32 model for the "
+                  "size comparison (a second conversion, as long as the first).")
 FLAGS = flags.FLAGS
-_BOOLEANS = ("sparse", "minify", "verify")
+_BOOLEANS = ("sparse", "minify", "verify", "compare_dense")
 
 
 def main(argv):
@@ -41,10 +46,11 @@ def main(argv):
               file=sys.stderr)
         return 2
     try:
-        model = export.load_model(FLAGS.model)
+        model = runs.load_model(FLAGS.model)
         result = export.export_tflite(model, FLAGS.out, sparse=FLAGS.sparse,
                                       quantize=FLAGS.quantize, minify=FLAGS.minify,
-                                      verify=FLAGS.verify)
+                                      verify=FLAGS.verify,
+                                      compare_dense=FLAGS.compare_dense)
     except (FileNotFoundError, ValueError, TypeError, export.ExportError) as e:
         print(f"error: {e}".splitlines()[0], file=sys.stderr)
         return 1

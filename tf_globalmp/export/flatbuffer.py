@@ -42,6 +42,49 @@ def count_sparse_tensors(content):
     return count
 
 
+def broken_block_sparse_tensors(content):
+    """[(name, shape)] of the block-sparse tensors whose blocked dimension is not a
+    multiple of its block size.
+
+    The TF 2.21 converter encodes FullyConnected weights with fewer than 4 input
+    features (or e.g. 7 features and 8 units) as 1x4 blocks, keeps only part of the
+    values, and the file computes wrong outputs (NaN or garbage; a Densify op does
+    not help: the values are gone). Such a file must be converted without the
+    sparse encoding.
+    """
+    model = _schema().Model.GetRootAsModel(content, 0)
+    broken = []
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            sparsity = tensor.Sparsity()
+            if sparsity is None or sparsity.BlockMapLength() == 0:
+                continue
+            shape = [int(d) for d in tensor.ShapeAsNumpy()]
+            rank = len(shape)
+            for b in range(sparsity.BlockMapLength()):
+                block = sparsity.DimMetadata(rank + b).DenseSize()
+                if block and shape[sparsity.BlockMap(b)] % block:
+                    broken.append(((tensor.Name() or b"").decode(), shape))
+                    break
+    return broken
+
+
+def count_variable_tensors(content):
+    """Number of variable tensors in a `.tflite` flatbuffer: state the interpreter
+    keeps from one invocation to the next (e.g. the hidden and cell state of a
+    UNIDIRECTIONAL_SEQUENCE_LSTM) until `Interpreter.reset_all_variables()`."""
+    model = _schema().Model.GetRootAsModel(content, 0)
+    count = 0
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for t in range(subgraph.TensorsLength()):
+            if subgraph.Tensors(t).IsVariable():
+                count += 1
+    return count
+
+
 def metadata_bytes(content):
     """(quantization parameter bytes, tensor name bytes) of a `.tflite` flatbuffer:
     float32 scales + int64 zero points (per channel for int8 kernels) and names."""

@@ -13,10 +13,10 @@
 import os
 
 from tf_globalmp import _compat
-from tf_globalmp import export
 from tf_globalmp import prune
 from tf_globalmp.models import mobilenet_imagenet
 from tf_globalmp.models import resnet_imagenet
+from tf_globalmp import runs
 
 keras = _compat.keras
 
@@ -69,7 +69,7 @@ def load_pretrained(model, path):
         return model
     if not os.path.exists(path):
         raise ValueError(f"pretrained must be 'imagenet' or an existing path, got {path!r}")
-    source = export.load_model(path)
+    source = runs.load_model(path)
     layers = _unwrapped_layers(source)
     for layer in model.layers:
         if not layer.weights:

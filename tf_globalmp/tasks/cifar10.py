@@ -37,7 +37,7 @@ def build_model(config, info, steps_per_epoch):
         if config.mixed_bfloat16:  # the loss and softmax in float32
             model = common.float32_logits(model)
     if config.mode == "one_shot":
-        runs.copy_weights_by_name(model, export.load_model(config.pretrained),
+        runs.copy_weights_by_name(model, runs.load_model(config.pretrained),
                                   config.pretrained)
     if config.mode != "dense" and config.layer_distribution == "tfmot":
         model = prune.prune_low_magnitude_tfmot(

@@ -89,7 +89,7 @@ def _add_tflite_to_finished(config, workdir, done):
     """A finished run asked again with `export_tflite`: adds the missing files."""
     sample = har.har2_arrays(config.data_dir, config.validation_fraction,
                              config.seed)["x_test"][:1]
-    files = _tflite_files(export.load_model(workdir), sample, done.get("mode") == "structured")
+    files = _tflite_files(runs.load_model(workdir), sample, done.get("mode") == "structured")
     for name, write in files.items():
         done.update(write(os.path.join(workdir, name)))
     runs.write_json_atomic(os.path.join(workdir, "metrics.json"), done)
@@ -104,7 +104,7 @@ def _build(config, info, steps_per_epoch):
                                config.w_rank, config.u_rank, info["num_classes"],
                                unroll=config.unroll)
     else:
-        dense = export.load_model(config.pretrained)
+        dense = runs.load_model(config.pretrained)
         dense_path = os.path.join(config.pretrained, "metrics.json")
         if os.path.exists(dense_path):
             with open(dense_path) as f:
