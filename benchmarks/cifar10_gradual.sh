@@ -6,7 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/cifar10_lib.sh
-launch r20_gradual90 --preset=cpu_resnet20_gradual90 --epochs=4 --max_train_examples=20000 \
-  --pruning_frequency=50 --threads=1 --nomixed_bfloat16
+launch r20_gradual90 --preset=cpu_resnet20_gradual90_20k --threads=1
 keep r20_gradual90 cifar10_resnet20_gradual90_cpu
 $PY benchmarks/cifar10_table.py --write README.md

@@ -8,15 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/cifar10_lib.sh
-SUBSET=--max_train_examples=20000
-launch mnv2_dense --preset=cpu_mobilenet_v2_dense --epochs=4 $SUBSET --nomixed_bfloat16
-run() {  # run name, extra flags...
-  local name=$1; shift
-  launch $name --preset=cpu_mobilenet_v2_gmp98 --epochs=2 $SUBSET --threads=1 --nomixed_bfloat16 \
-    --pretrained="$RUNS/mnv2_dense" "$@"
+launch mnv2_dense --preset=cpu_mobilenet_v2_dense_20k
+run() {  # run name, preset
+  launch $1 --preset=$2 --threads=1 --pretrained="$RUNS/mnv2_dense"
 }
-run mnv2_gmp98 &
-run mnv2_gmp98_mt --min_weights_fraction=0.0002 &
+run mnv2_gmp98 cpu_mobilenet_v2_gmp98_20k &
+run mnv2_gmp98_mt cpu_mobilenet_v2_gmp98_mt_20k &
 wait
 keep mnv2_dense cifar10_mobilenet_v2_dense_cpu
 rm saved_models/cifar10_mobilenet_v2_dense_cpu/model.keras

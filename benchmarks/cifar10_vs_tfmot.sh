@@ -8,25 +8,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/cifar10_lib.sh
 DENSE=saved_models/cifar10_resnet20_dense_cpu
-run() {  # run name, sparsity, extra flags...
-  local name=$1 sparsity=$2; shift 2
-  launch $name --preset=cpu_resnet20_gmp90 --epochs=1 --sparsity=$sparsity --nomixed_bfloat16 \
-    --pretrained=$DENSE --threads=1 "$@"
+run() {  # run name r20_<row>: the preset cpu_resnet20_<row>_1ep, one thread
+  launch $1 --preset=cpu_resnet20_${1#r20_}_1ep --pretrained=$DENSE --threads=1
 }
 pair() {  # first run, second run (saved_models/cifar10_resnet20_<run>), png, labels, title
   local d=saved_models/cifar10_resnet20_
   plot_pair $d$1 $d$2 "${@:3}"
 }
 for s in 90 95; do
-  run r20_gmp${s}_global 0.$s --layer_distribution=global &
-  run r20_gmp${s}_tfmot 0.$s --layer_distribution=tfmot &
+  run r20_gmp${s}_global &
+  run r20_gmp${s}_tfmot &
   wait
   for m in global tfmot; do keep r20_gmp${s}_$m cifar10_resnet20_gmp${s}_${m}_1ep_cpu; done
   pair gmp${s}_global_1ep_cpu gmp${s}_tfmot_1ep_cpu layer_sparsity_vs_tfmot.png \
     "Global MP" "tfmot prune_low_magnitude" "ResNet-20, ${s}% one-shot: remaining weights per layer"
 done
-run r20_gmp98_global 0.98 &
-run r20_gmp98_global_mt 0.98 --min_weights_fraction=0.0002 &
+run r20_gmp98_global &
+run r20_gmp98_global_mt &
 wait
 keep r20_gmp98_global cifar10_resnet20_gmp98_global_1ep_cpu
 keep r20_gmp98_global_mt cifar10_resnet20_gmp98_global_mt_1ep_cpu

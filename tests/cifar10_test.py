@@ -4,6 +4,8 @@ Everything runs on `tests/testdata/cifar10_tiny/` (5 train + 2 test real JPEGs p
 class from the CIFAR-10 JPEG copy), never the full data set.
 """
 
+import dataclasses
+import glob
 import json
 import os
 import subprocess
@@ -379,7 +381,7 @@ def test_every_cpu_preset_is_labelled_reduced_budget(tmp_path):
         config = configs.cifar10_config(name, pretrained=dense)
         assert config.budget.startswith("reduced budget: ")
         # bfloat16, except the float32 presets of committed runs made on a CPU without it.
-        assert config.mixed_bfloat16 != name.endswith(("_12ep", "_1ep"))
+        assert config.mixed_bfloat16 != name.endswith(("_12ep", "_1ep", "_20k"))
     for name in paper:
         assert configs.cifar10_config(name, pretrained=dense).budget == "paper"
     assert configs.cifar10_config("paper_resnet32_dense", epochs=5).budget == (
@@ -431,6 +433,39 @@ def test_committed_resnet32_runs_keep_presets_of_their_own(preset, values):
     assert {k: getattr(config, k) for k in {**common, **values}} == {**common, **values}
 
 
+# Every committed CIFAR-10 run directory -> the preset that remakes it (no flag but
+# execution ones: threads, data, workdir, pretrained).
+_COMMITTED_PRESETS = {
+    "resnet20_dense": "cpu_resnet20_dense", "resnet20_gmp90": "cpu_resnet20_gmp90",
+    "resnet32_dense": "cpu_resnet32_dense_12ep",
+    "resnet32_gmp90_global_1ep": "cpu_resnet32_gmp90_1ep",
+    "resnet32_gmp95_global_1ep": "cpu_resnet32_gmp95_1ep",
+    "resnet20_gradual90": "cpu_resnet20_gradual90_20k",
+    "mobilenet_v2_dense": "cpu_mobilenet_v2_dense_20k",
+    "mobilenet_v2_gmp98": "cpu_mobilenet_v2_gmp98_20k",
+    "mobilenet_v2_gmp98_mt": "cpu_mobilenet_v2_gmp98_mt_20k",
+}
+_EXECUTION = {"preset", "budget", "threads", "verbose", "checkpoint_every_steps", "data_dir",
+              "pretrained", "cache_dir", "tfds_data_dir", "export_tflite", "deterministic",
+              "distribution"}
+
+
+@pytest.mark.parametrize("run_dir", sorted(
+    glob.glob(os.path.join(os.path.dirname(__file__), "..", "saved_models", "cifar10_*_cpu"))))
+def test_every_committed_run_is_remade_by_a_preset(run_dir):
+    row = os.path.basename(run_dir)[len("cifar10_"):-len("_cpu")]
+    with open(os.path.join(run_dir, "config.json")) as f:
+        committed = json.load(f)
+    config = configs.cifar10_config(_COMMITTED_PRESETS.get(row, f"cpu_{row}"),
+                                    pretrained=EXISTING if committed["mode"] != "dense" else None)
+    made = json.loads(json.dumps(dataclasses.asdict(config)))
+    # Fields added after a run was made hold their defaults (e.g. steps_per_execution 1).
+    committed = {**made, **committed, "min_weights_fraction":
+                 committed.get("min_weights_fraction") or made["min_weights_fraction"]}
+    differ = {k for k in made if k not in _EXECUTION and made[k] != committed[k]}
+    assert not differ, {k: (committed[k], made[k]) for k in differ}
+
+
 def test_steps_per_execution_must_be_a_positive_int():
     with pytest.raises(ValueError, match="steps_per_execution must be an int >= 1, got 0"):
         _config(steps_per_execution=0)
@@ -449,7 +484,7 @@ def test_compile_takes_steps_per_execution_from_the_config():
 @pytest.mark.parametrize("layer_distribution", ["global", "tfmot"])
 def test_one_shot_with_steps_per_execution_trains_exactly_like_one_step(
         dense_run, tmp_path, layer_distribution):
-    runs = {}
+    results = {}
     for spe in (1, 3):  # batch 10: 5 steps per epoch, executions of 3 + 2 steps
         workdir = tmp_path / f"spe{spe}"
         metrics = cifar10_task.run(
@@ -457,8 +492,8 @@ def test_one_shot_with_steps_per_execution_trains_exactly_like_one_step(
                     batch_size=10, layer_distribution=layer_distribution,
                     steps_per_execution=spe), str(workdir))
         weights = runs.load_model(str(workdir)).get_weights()
-        runs[spe] = metrics, weights
-    (m1, w1), (m3, w3) = runs[1], runs[3]
+        results[spe] = metrics, weights
+    (m1, w1), (m3, w3) = results[1], results[3]
     assert m3["masks_fixed_during_finetune"] is True
     assert m3["nonzero_prunable_weights"] == m1["nonzero_prunable_weights"]
     assert [h["test_accuracy"] for h in m3["history"]] == [

@@ -49,7 +49,7 @@ def test_readme_cli_example_exports_the_mixed_bfloat16_model(tmp_path):
     assert data["max_rel_diff"] < 0.1 and data["constant_outputs"] == []
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("run_dir", COMMITTED)
 def test_every_committed_model_loads_and_exports_float32_through_the_cli(tmp_path, run_dir):
     """Loads with `tf_globalmp.load_model` (what the CLI uses), then exports float32:

@@ -83,6 +83,26 @@ CIFAR10_CPU_ROWS = {
         epochs=1, mixed_bfloat16=False, layer_distribution="tfmot")),
     "cpu_resnet32_gmp95_tfmot_1ep": ("paper_resnet32_gmp95", dict(
         epochs=1, mixed_bfloat16=False, layer_distribution="tfmot")),
+    # The other committed runs (saved_models/cifar10_<row>_cpu, float32: made on a CPU
+    # without native bfloat16), each a preset of its own so one command remakes it.
+    **{f"cpu_resnet20_gmp{s}_{d}_1ep": ("paper_resnet32_gmp90", dict(
+        model="resnet20", epochs=1, sparsity=s / 100, layer_distribution=d,
+        mixed_bfloat16=False)) for s in (90, 95) for d in ("global", "tfmot")},
+    "cpu_resnet20_gmp98_global_1ep": ("paper_resnet32_gmp90", dict(
+        model="resnet20", epochs=1, sparsity=0.98, mixed_bfloat16=False)),
+    "cpu_resnet20_gmp98_global_mt_1ep": ("paper_resnet32_gmp90", dict(
+        model="resnet20", epochs=1, sparsity=0.98, min_weights_fraction=0.0002,
+        mixed_bfloat16=False)),
+    "cpu_resnet20_gradual90_20k": ("paper_resnet32_dense", dict(
+        model="resnet20", mode="gradual", sparsity=0.9, epochs=4, max_train_examples=20000,
+        pruning_frequency=50, mixed_bfloat16=False)),
+    "cpu_mobilenet_v2_dense_20k": ("paper_mobilenet_v2_dense", dict(
+        epochs=4, batch_size=128, lr_step_every=1, max_train_examples=20000,
+        mixed_bfloat16=False)),
+    "cpu_mobilenet_v2_gmp98_20k": ("paper_mobilenet_v2_gmp98", dict(
+        epochs=2, lr_step_every=1, max_train_examples=20000, mixed_bfloat16=False)),
+    "cpu_mobilenet_v2_gmp98_mt_20k": ("paper_mobilenet_v2_gmp98_mt", dict(
+        epochs=2, lr_step_every=1, max_train_examples=20000, mixed_bfloat16=False)),
     "cpu_wrn28_8_dense": ("paper_wrn28_8_dense", dict(epochs=2, max_train_examples=5000)),
     "cpu_wrn28_8_gmp90": ("paper_wrn28_8_gmp90", dict(epochs=1, max_train_examples=5000)),
     "cpu_wrn28_8_gmp95": ("paper_wrn28_8_gmp95", dict(epochs=1, max_train_examples=5000)),
