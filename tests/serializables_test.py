@@ -68,11 +68,8 @@ _LOAD_ALL = """
 @pytest.mark.slow
 @pytest.mark.parametrize("imports", [
     "import tf_globalmp; import tf_keras",
-    # The other import orders: on request (-m exhaustive), to keep CI under 20 minutes.
-    pytest.param("import tf_globalmp; import tensorflow as tf; tf_keras = tf.keras",
-                 marks=pytest.mark.exhaustive),  # tf-keras under legacy
-    pytest.param("import tf_keras; import tf_globalmp",
-                 marks=pytest.mark.exhaustive),  # tf-keras loaded first
+    "import tf_globalmp; import tensorflow as tf; tf_keras = tf.keras",  # tf-keras under legacy
+    "import tf_keras; import tf_globalmp",  # tf-keras loaded first
 ])
 def test_every_saved_model_loads_with_plain_load_model(imports):
     assert len(SAVED) >= 20
