@@ -100,14 +100,6 @@ class GlobalPruner:
     sigma = property(lambda self: self.driver.sigma)
     last_result = property(lambda self: self.driver.last_result)
 
-    @property
-    def _last_checked(self):
-        return self.driver.last_checked
-
-    @_last_checked.setter
-    def _last_checked(self, step):
-        self.driver.last_checked = step
-
     _CACHE_ATTR = "_tf_globalmp_pruner"
 
     @classmethod

@@ -1,9 +1,9 @@
 """Global Magnitude Pruning masks: one threshold over all prunable weights.
 
 Pure functions: tensors in, tensors out; no layers, no variables, no globals.
-`global_magnitude_masks` is the public entry point; `global_keep_masks` and
-`per_layer_keep_masks` build the same graph inside a caller's ``tf.function`` (the
-controller uses them on its variables).
+`global_magnitude_masks` is the public entry point; `keep_masks` is the rule every
+pruning path calls (`tf_globalmp.driver`). `global_keep_masks` and
+`per_layer_keep_masks` build the same graph inside a caller's own ``tf.function``.
 """
 
 import dataclasses

@@ -98,8 +98,7 @@ class GlobalPruner:
                 f"model {model.name!r} is not built: call model.build(input_shape) or "
                 "call it on a batch first"
             )
-        choice = {k: v for k, v in (("prunable", prunable), ("exclude", exclude)) if v is not None}
-        kernels = policy.prunable_kernels(model, **choice)
+        kernels = policy.prunable_kernels(model, prunable=prunable, exclude=exclude)
         if not kernels:
             raise ValueError(f"model {model.name!r} has no prunable kernel (Dense, Conv*, ...)")
         options = driver_lib.PruningOptions(
