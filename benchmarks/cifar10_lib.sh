@@ -8,7 +8,7 @@ mkdir -p "$RUNS"
 launch() {  # run name, launcher flags... (execution flags here; the recipe is the preset)
   local name=$1; shift
   $PY launchers/cifar10.py --verbose=2 --checkpoint_every_steps=50 --data_dir=$DATA \
-    --workdir="$RUNS/$name" "$@" > "$RUNS/$name.log" 2>&1
+    --workdir="$RUNS/$name" "$@" >> "$RUNS/$name.log" 2>&1
 }
 keep() {  # run name, saved_models name (the finished run dir is copied)
   rm -rf saved_models/$2

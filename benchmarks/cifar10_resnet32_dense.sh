@@ -3,7 +3,8 @@
 # cpu_resnet32_dense (40 epochs, one-cycle-like cosine with warmup, label smoothing,
 # bfloat16; tf_globalmp/configs.py says why), one thread. Resumable: re-running continues
 # from $RUNS/cifar10_resnet32_dense_cpu. Copies the finished run dir to saved_models/ and
-# regenerates the README table. The committed 12-epoch run: preset cpu_resnet32_dense_12ep.
+# regenerates the README table. The committed 12-epoch run:
+# saved_models/cifar10_resnet32_dense_12ep_cpu (preset cpu_resnet32_dense_12ep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/cifar10_lib.sh

@@ -5,7 +5,8 @@
 # run at a time on one thread. Resumable like the dense run. Copies the run dirs to
 # saved_models/, draws the per-layer comparison and regenerates the README table.
 # The committed 1-epoch rows: presets cpu_resnet32_gmp{90,95}[_tfmot]_1ep from the
-# 12-epoch dense model (preset cpu_resnet32_dense_12ep).
+# 12-epoch dense model saved_models/cifar10_resnet32_dense_12ep_cpu (preset
+# cpu_resnet32_dense_12ep); their seed repeats: cifar10_resnet32_1ep_seeds.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benchmarks/cifar10_lib.sh

@@ -4,11 +4,16 @@
     python benchmarks/cifar10_table.py --write README.md   # replace it between the markers
 
 Reads every `saved_models/cifar10_*/metrics.json` (written by `launchers/cifar10.py`).
+Runs of one preset with several seeds (directories `..._seed<N>_cpu` beside the seed-0
+run) are also summarised below the table as mean +- sample std over the seeds.
 """
 
 import glob
 import json
+import collections
 import os
+import re
+import statistics
 import sys
 
 from absl import app
@@ -57,9 +62,50 @@ def table(run_dirs):
     return "\n".join(lines)
 
 
+def _load(run_dir, name):
+    with open(os.path.join(run_dir, name)) as f:
+        return json.load(f)
+
+
+def _mean_std(values):
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}"
+
+
+def seed_table(run_dirs):
+    """Mean +- std over seeds of every preset run with more than one seed (else [])."""
+    groups = collections.defaultdict(list)
+    for run_dir in sorted(run_dirs):
+        if not os.path.exists(os.path.join(run_dir, "metrics.json")):
+            continue
+        metrics, config = _load(run_dir, "metrics.json"), _load(run_dir, "config.json")
+        base = re.sub(r"_seed\d+_cpu$", "_cpu", os.path.basename(run_dir))
+        groups[base].append((config.get("seed", 0), metrics))
+    rows = [(base, runs) for base, runs in sorted(groups.items())
+            if len({seed for seed, _ in runs}) > 1]
+    if not rows:
+        return []
+    lines = ["", "Repeated with other seeds (mean ± sample std over the seeds):", "",
+             "| runs (`_seed<N>` beside) | model | pruning | budget | sparsity % | seeds "
+             "| best top-1 % | final top-1 % | one-shot, before fine-tune % |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for base, runs in rows:
+        m = runs[0][1]
+        one_shot = [r["one_shot_test_accuracy"] for _, r in runs
+                    if r.get("one_shot_test_accuracy") is not None]
+        lines.append(
+            f"| `{base}` | {m['model']} | {_pruning(m)} | {m['budget']} "
+            f"| {_pct(m['achieved_sparsity'])} | {', '.join(str(s) for s in sorted(s for s, _ in runs))} "
+            f"| {_mean_std([r['best_test_accuracy'] for _, r in runs])} "
+            f"| {_mean_std([r['final_test_accuracy'] for _, r in runs])} "
+            f"| {_mean_std(one_shot) if one_shot else '-'} |")
+    return lines
+
+
 def main(argv):
     del argv
-    text = table(glob.glob(_RUNS.value))
+    run_dirs = glob.glob(_RUNS.value)
+    text = "\n".join([table(run_dirs), *seed_table(run_dirs)])
     if not _WRITE.value:
         print(text)
         return

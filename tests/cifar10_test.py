@@ -8,6 +8,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -434,10 +435,10 @@ def test_committed_resnet32_runs_keep_presets_of_their_own(preset, values):
 
 
 # Every committed CIFAR-10 run directory -> the preset that remakes it (no flag but
-# execution ones: threads, data, workdir, pretrained).
+# execution ones: threads, data, workdir, pretrained, seed; "_seed<N>" runs repeat a
+# preset with another seed).
 _COMMITTED_PRESETS = {
     "resnet20_dense": "cpu_resnet20_dense", "resnet20_gmp90": "cpu_resnet20_gmp90",
-    "resnet32_dense": "cpu_resnet32_dense_12ep",
     "resnet32_gmp90_global_1ep": "cpu_resnet32_gmp90_1ep",
     "resnet32_gmp95_global_1ep": "cpu_resnet32_gmp95_1ep",
     "resnet20_gradual90": "cpu_resnet20_gradual90_20k",
@@ -447,13 +448,13 @@ _COMMITTED_PRESETS = {
 }
 _EXECUTION = {"preset", "budget", "threads", "verbose", "checkpoint_every_steps", "data_dir",
               "pretrained", "cache_dir", "tfds_data_dir", "export_tflite", "deterministic",
-              "distribution"}
+              "distribution", "seed"}
 
 
 @pytest.mark.parametrize("run_dir", sorted(
     glob.glob(os.path.join(os.path.dirname(__file__), "..", "saved_models", "cifar10_*_cpu"))))
 def test_every_committed_run_is_remade_by_a_preset(run_dir):
-    row = os.path.basename(run_dir)[len("cifar10_"):-len("_cpu")]
+    row = re.sub(r"_seed\d+$", "", os.path.basename(run_dir)[len("cifar10_"):-len("_cpu")])
     with open(os.path.join(run_dir, "config.json")) as f:
         committed = json.load(f)
     config = configs.cifar10_config(_COMMITTED_PRESETS.get(row, f"cpu_{row}"),
