@@ -504,7 +504,8 @@ def first_call_lines(results, command):
     rows = []
     for model_name, entries in summary.items():
         text = "; ".join(
-            f"{label}: {s['first']:.1f} s vs {1000 * s['later']:.0f} ms = {s['ratio']:.1f}x"
+            f"{label}: {s['first']:.2f} s vs {1000 * s['later']:.0f} ms = {s['ratio']:.1f}x "
+            f"(CPU time {s['ratio_cpu']:.1f}x)"
             for label, s in entries
         )
         rows.append(

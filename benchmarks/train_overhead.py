@@ -1,28 +1,39 @@
 """Training step time: dense vs Global MP wrappers vs tfmot's prune_low_magnitude.
 
-    python benchmarks/train_overhead.py --model resnet20 --batch 64 --rounds 3 --out BENCHMARKS.md
+    python benchmarks/train_overhead.py --model resnet20 --batch 128 --steps 40 \
+        --rounds 8 --steps_per_execution 1,10 --threads 2 --out BENCHMARKS.md
 
 Same model, batch and data (random CIFAR-shaped inputs: timing only) for the three
-variants; pruning variants use a cubic schedule 50% -> 90% from step 100 with frequency 100,
-so each 100-step round contains exactly one mask update (its cost is in the mean).
-The variants run round-robin in one process (the first two rounds of each, which
-include the one-off tracing of the update, are not counted); a round's time runs from
-the first `on_train_batch_begin` to `on_train_end` of a timer that runs before every
-other callback, so callback work (our global update, tfmot's step counter) is
-included. Reported: median over rounds of the mean step time (round time / steps), and
-its ratio to dense. `--steps_per_execution N` compiles every variant with N batches per
-call (callbacks then see every N-th batch).
+variants; pruning variants use a cubic schedule 50% -> 90% from step `--steps` with
+frequency `--steps`, so each round contains exactly one mask update (its cost is in the
+mean). Every (variant, steps_per_execution) pair runs round-robin in one process (the
+first two rounds of each, which include the one-off tracing of the update, are not
+counted); a round's time runs from the first `on_train_batch_begin` to `on_train_end`
+of a timer that runs before every other callback, so callback work (our global update,
+tfmot's step counter) is included.
+
+Reported per pair: median over rounds of the mean step time (round time / steps), its
+min-max and images/s; and the ratio to dense with the same steps_per_execution computed
+*per round* (the pairs of one round ran back to back, so slow drifts of the machine
+cancel), as the median and min-max of those per-round ratios. The spread of the
+per-round ratios is what a claimed difference must exceed. With several
+`--steps_per_execution` values, each is also compared with the first (dense and wrapped).
+Run it on an idle machine: other jobs on the same cores inflate wrapped variants more
+than dense ones (they have more small ops), which once showed up as "half speed".
 """
 
 import tf_globalmp  # noqa: F401  (selects tf-keras first)
 
+import os
 import platform
 import statistics
 import time
 
 from absl import app
 from absl import flags
+from absl import logging
 import numpy as np
+import tensorflow as tf
 
 from tf_globalmp import _compat
 from tf_globalmp import controller
@@ -37,15 +48,21 @@ tfmot = _compat.tfmot
 
 _MODEL = flags.DEFINE_enum("model", "resnet20", ["resnet20", "resnet32", "resnet56"],
                            "CIFAR ResNet to time.")
-_BATCH = flags.DEFINE_integer("batch", 64, "Batch size.")
-_STEPS = flags.DEFINE_integer("steps", 100, "Steps per round (= pruning frequency).")
-_ROUNDS = flags.DEFINE_integer("rounds", 3, "Timed rounds per variant (after a warm-up).")
-_OUT = flags.DEFINE_string("out", None, "Append the Markdown section to this file.")
-_SPE = flags.DEFINE_integer("steps_per_execution", 1, "Batches per compiled call, all variants.")
+_BATCH = flags.DEFINE_integer("batch", 128, "Batch size.")
+_STEPS = flags.DEFINE_integer("steps", 40, "Steps per round (= pruning frequency).")
+_ROUNDS = flags.DEFINE_integer("rounds", 8, "Timed rounds per variant (after a warm-up).")
+_OUT = flags.DEFINE_string("out", None, "Write the Markdown section into this file.")
+_SPE = flags.DEFINE_list("steps_per_execution", ["1"],
+                         "Batches per compiled call; several values are compared.")
+_THREADS = flags.DEFINE_integer("threads", None, "TensorFlow intra/inter-op threads.")
 
 VARIANTS = ("dense", "global_mp", "tfmot")
-# Round 0 (steps 0-99) is before begin_step, unpruned; round 1 holds the first
-# mask update, i.e. the one-off tracing of the compiled update. Neither is counted.
+LABELS = {"dense": "dense (no wrappers)",
+          "global_mp": "Global MP: `prune_low_magnitude_global` + `UpdateGlobalPruningStep`",
+          "tfmot": "tfmot: `prune_low_magnitude` + `UpdatePruningStep` (per layer)"}
+HEADING = "## Training overhead of the pruning wrappers"
+# Round 0 is before begin_step, unpruned; round 1 holds the first mask update, i.e.
+# the one-off tracing of the compiled update. Neither is counted.
 WARMUP = 2
 
 
@@ -61,7 +78,7 @@ class StepTimer(keras.callbacks.Callback):
         self.marks.append(time.perf_counter())
 
 
-def _build(variant, depth):
+def _build(variant, depth, steps_per_execution):
     keras.utils.set_random_seed(0)
     model = resnet_cifar.resnet(depth)
     end = 100_000  # far away: every round prunes a bit more, as in gradual training
@@ -86,59 +103,100 @@ def _build(variant, depth):
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        steps_per_execution=_SPE.value,
+        steps_per_execution=steps_per_execution,
     )
     return model, callbacks
 
 
+def _spread(values, scale=1.0, fmt="{:.1f}"):
+    return f"{fmt.format(scale * min(values))}-{fmt.format(scale * max(values))}"
+
+
+def _table(means, spes):
+    """Markdown rows from means[(variant, spe)] = [seconds per step, one per round]."""
+    batch = _BATCH.value
+    lines = [
+        "| variant | steps_per_execution | ms/step median (min-max) | images/s "
+        "| vs dense, same steps_per_execution: median of per-round ratios (min-max) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for spe in spes:
+        for variant in VARIANTS:
+            m = means[(variant, spe)]
+            ratios = [a / b for a, b in zip(m, means[("dense", spe)])]
+            lines.append(
+                f"| {LABELS[variant]} | {spe} | {1000 * statistics.median(m):.1f} "
+                f"({_spread(m, 1000)}) | {batch / statistics.median(m):.0f} "
+                f"| {statistics.median(ratios):.3f}x ({_spread(ratios, fmt='{:.3f}')}) |")
+    if len(spes) > 1:
+        lines += ["", f"steps_per_execution vs {spes[0]} (same variant, per-round ratios):", "",
+                  "| variant | steps_per_execution | time per step vs "
+                  f"steps_per_execution={spes[0]}: median (min-max) |", "|---|---:|---:|"]
+        for spe in spes[1:]:
+            for variant in VARIANTS:
+                ratios = [a / b for a, b in zip(means[(variant, spe)],
+                                                means[(variant, spes[0])])]
+                lines.append(f"| {LABELS[variant]} | {spe} | {statistics.median(ratios):.3f}x "
+                             f"({_spread(ratios, fmt='{:.3f}')}) |")
+        # The issue's figure: a wrapped model with N batches per call vs dense with 1.
+        for spe in spes[1:]:
+            ratios = [a / b for a, b in zip(means[("global_mp", spe)],
+                                            means[("dense", spes[0])])]
+            lines.append(f"| Global MP with {spe} vs **dense** with {spes[0]} | {spe} "
+                         f"| {statistics.median(ratios):.3f}x ({_spread(ratios, fmt='{:.3f}')}) |")
+    return lines
+
+
 def main(argv):
     del argv
+    if _THREADS.value:
+        tf.config.threading.set_intra_op_parallelism_threads(_THREADS.value)
+        tf.config.threading.set_inter_op_parallelism_threads(_THREADS.value)
+    spes = [int(v) for v in _SPE.value]
     depth = int(_MODEL.value[len("resnet"):])
     rng = np.random.default_rng(0)
     n = _BATCH.value * _STEPS.value
     x = rng.standard_normal((n, 32, 32, 3)).astype("float32")
     y = rng.integers(0, 10, n).astype("int32")
-    built = {v: _build(v, depth) for v in VARIANTS}
-    means = {v: [] for v in VARIANTS}
+    pairs = [(v, spe) for spe in spes for v in VARIANTS]
+    built = {pair: _build(pair[0], depth, pair[1]) for pair in pairs}
+    means = {pair: [] for pair in pairs}
     start = time.time()
     for round_ in range(_ROUNDS.value + WARMUP):
-        for variant in VARIANTS:
-            model, callbacks = built[variant]
+        # Rotate the start so no variant always runs first (or right after another).
+        order = pairs[round_ % len(pairs):] + pairs[:round_ % len(pairs)]
+        for pair in order:
+            model, callbacks = built[pair]
             timer = StepTimer()
             model.fit(x, y, batch_size=_BATCH.value, epochs=1, shuffle=False, verbose=0,
                       callbacks=[timer, *callbacks])
             # Callbacks see one batch per execution: time per step over the whole round.
             mean = (timer.marks[-1] - timer.marks[0]) / _STEPS.value
             if round_ >= WARMUP:
-                means[variant].append(mean)
-            print(f"round {round_} {variant}: {1000 * mean:.1f} ms/step "
-                  f"(slowest execution {1000 * np.max(np.diff(timer.marks)):.0f} ms)", flush=True)
-    dense = statistics.median(means["dense"])
+                means[pair].append(mean)
+            logging.info("round %d %s steps_per_execution=%d: %.1f ms/step", round_,
+                         pair[0], pair[1], 1000 * mean)
+    threads = _THREADS.value or "default"
     lines = [
-        "## Training overhead of the pruning wrappers",
+        HEADING,
         "",
-        f"Machine: {platform.machine()}, 2 CPU cores (shared with other jobs during the "
-        f"run); {_MODEL.value} CIFAR, batch {_BATCH.value}, float32, random inputs, "
-        f"steps_per_execution {_SPE.value}. "
-        f"{_ROUNDS.value} rounds of {_STEPS.value} steps per variant after {WARMUP} warm-up rounds, "
-        f"round-robin; one mask update per round (frequency {_STEPS.value}). "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, idle apart from this "
+        f"run (background training paused); TensorFlow threads: {threads}. {_MODEL.value} "
+        f"CIFAR, batch {_BATCH.value}, float32, random inputs. {_ROUNDS.value} rounds of "
+        f"{_STEPS.value} steps per variant after {WARMUP} warm-up rounds, round-robin with a "
+        f"rotating start; one mask update per round (frequency {_STEPS.value}). "
         f"Total {time.time() - start:.0f} s.",
         "",
         f"Command: `python benchmarks/train_overhead.py --model {_MODEL.value} "
         f"--batch {_BATCH.value} --steps {_STEPS.value} --rounds {_ROUNDS.value} "
-        f"--steps_per_execution {_SPE.value} --out BENCHMARKS.md`",
+        f"--steps_per_execution {','.join(map(str, spes))} --threads {threads} "
+        "--out BENCHMARKS.md`",
         "",
-        "| variant | mean ms/step (median of rounds) | rounds (ms) | vs dense |",
-        "|---|---:|---|---:|",
+        *_table(means, spes),
     ]
-    labels = {"dense": "dense (no wrappers)",
-              "global_mp": "Global MP: `prune_low_magnitude_global` + `UpdateGlobalPruningStep`",
-              "tfmot": "tfmot: `prune_low_magnitude` + `UpdatePruningStep` (per layer)"}
-    for variant in VARIANTS:
-        med = statistics.median(means[variant])
-        rounds = ", ".join(f"{1000 * m:.1f}" for m in means[variant])
-        lines.append(f"| {labels[variant]} | {1000 * med:.1f} | {rounds} | {med / dense:.3f}x |")
-    sections.show_and_append(lines, _OUT.value)
+    print("\n".join(lines))
+    if _OUT.value:
+        sections.write_section(_OUT.value, HEADING, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

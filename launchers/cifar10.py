@@ -20,7 +20,9 @@ NAMES = _flags.define(configs.Cifar10Config, (
     "momentum", "dropout", "warmup_epochs", "pruning_begin", "pruning_end", "min_weights",
     "epochs", "batch_size", "max_train_examples", "pruning_frequency", "threads", "seed",
     "verbose", "checkpoint_every_steps", "steps_per_execution", "nesterov", "mixed_bfloat16",
-    "export_tflite", "deterministic", "pretrained", "data_dir"),
+    "export_tflite", "deterministic", "pretrained", "data_dir", "qat_epochs",
+    "qat_learning_rate", "quantize", "granularity", "min_channels", "channel_score",
+    "flops_target"),
     presets=sorted(configs.CIFAR10_PRESETS), choices={"model": sorted(models.CIFAR_MODELS)})
 WORKDIR = _flags.workdir(None)
 

@@ -58,8 +58,8 @@ def test_a_task_default_keeps_the_groups_help_choices_and_resumability():
 @pytest.mark.parametrize("config_class, names", [
     (configs.QuickstartConfig, {"epochs", "export_tflite"}),
     (configs.Har2Config, {"epochs", "budget", "export_tflite", "threads", "unroll"}),
-    (configs.Cifar10Config, {"budget", "export_tflite", "threads", "verbose", "data_dir",
-                             "tfds_data_dir", "cache_dir", "distribution",
+    (configs.Cifar10Config, {"budget", "export_tflite", "quantize", "threads", "verbose",
+                             "data_dir", "tfds_data_dir", "cache_dir", "distribution",
                              "checkpoint_every_steps"}),
     (configs.ImagenetConfig, {"budget", "export_tflite", "threads", "verbose", "data_dir",
                               "tfds_data_dir", "distribution", "checkpoint_every_steps"}),

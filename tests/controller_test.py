@@ -119,6 +119,22 @@ def test_thresholds_are_smallest_kept_magnitudes():
         assert threshold.numpy() == (kept.min() if kept.size else 0.0)
 
 
+def test_assign_masks_sets_masks_weights_and_thresholds_zero_where_nothing_is_kept():
+    pruner = tf_globalmp.GlobalPruner(_wrapped(tf_globalmp.GlobalConstantSparsity(0.9)))
+    before = _vars(pruner)
+    rng = np.random.default_rng(0)
+    keep = [rng.random(w.size) < 0.3 for w, _ in before]
+    keep[1][:] = False  # this layer keeps nothing: tfmot's threshold is then 0
+    keep[2][:] = True
+    pruner.assign_masks(keep)
+    for (w0, _), k, (weight, mask, threshold) in zip(before, keep, pruner._vars):
+        k = k.reshape(w0.shape)
+        np.testing.assert_array_equal(mask.numpy(), k.astype(np.float32))
+        np.testing.assert_array_equal(weight.numpy(), w0 * k)
+        assert threshold.numpy() == (np.abs(w0[k]).min() if k.any() else 0.0)
+    assert pruner.kept_counts() == [int(k.sum()) for k in keep]
+
+
 def test_for_model_reuses_the_compiled_pruner_unless_options_change():
     wrapped = _wrapped(tf_globalmp.GlobalConstantSparsity(0.5))
     first = tf_globalmp.GlobalPruner.for_model(wrapped, min_weights=None)

@@ -1,5 +1,10 @@
-"""tf_globalmp.data.har: the shared npz, the official text layout, HAR-2 labels, z-score."""
+"""tf_globalmp.data.har (the shared npz, the official text layout, HAR-2 labels, z-score,
+the validation split) and the HAR-2 config: LR schedule, tuning runs, presets of the
+committed runs."""
 
+import dataclasses
+import glob
+import json
 import os
 
 import numpy as np
@@ -121,3 +126,125 @@ def test_shared_npz_counts_per_class():
     np.testing.assert_array_equal(np.bincount(raw["y_test"])[1:], [496, 471, 420, 491, 532, 537])
     y2 = har.har2_labels(raw["y_train"])
     assert int(y2.sum()) == 1073 + 1286 + 1407
+
+
+def test_validation_split_does_not_depend_on_the_training_seed(tmp_path):
+    path = os.path.join(tmp_path, "h.npz")
+    np.savez(path, **_fake_npz(subjects=10, per_subject=4))
+    held = [har.load(configs.Har2Config(data_dir=path, validation_fraction=0.3, seed=s,
+                                        validation_seed=v))[2]["validation_subjects"]
+            for s, v in ((0, 0), (7, 0), (0, 3))]
+    assert held[0] == held[1]  # training seed: same subjects
+    assert held[0] != held[2]  # validation seed: another choice
+    assert held[0] == [int(i) for i in har.validation_subjects(np.repeat(np.arange(10), 4),
+                                                                0.3, 0)]
+
+
+@needs_shared
+def test_uci_validation_subjects_are_the_documented_ones():
+    subjects = har.load_arrays()["subject_train"]
+    held = har.validation_subjects(subjects, 0.3, 0)
+    assert held.tolist() == [5, 7, 17, 21, 26, 28]
+    assert int(np.isin(subjects, held).sum()) == 2160
+
+
+# --------------------------------------------------------------- learning-rate schedule
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr_schedule="step"), "lr_boundaries must be given with lr_schedule 'step'"),
+    (dict(lr_boundaries=(5,)), "lr_boundaries must be given with lr_schedule 'step'"),
+    (dict(lr_schedule="step", lr_boundaries=(300,)), r"in \(0, epochs=300\), got \(300,\)"),
+    (dict(lr_decay_factor=0.0), r"lr_decay_factor must be in \(0, 1\], got 0.0"),
+    (dict(validation_seed=-1), "validation_seed must be an int >= 0, got -1"),
+])
+def test_bad_learning_rate_schedule_is_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        configs.har2_config(**kwargs)
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    # steps_per_epoch 10, 30 epochs: lr at steps 0, 150, 200, 299
+    ("constant", [0.004] * 4),
+    ("cosine", [0.004 * 0.5 * (1 + np.cos(np.pi * s / 300)) for s in (0, 150, 200, 299)]),
+    ("step", [0.004, 0.004, 0.0004, 0.0004]),
+])
+def test_adam_learning_rate_follows_the_schedule(schedule, expected):
+    from tf_globalmp.tasks import har2 as har2_task
+    config = configs.har2_config(learning_rate=0.004, epochs=30, lr_schedule=schedule,
+                                 lr_boundaries=(20,) if schedule == "step" else ())
+    lr = har2_task.learning_rate(config, steps_per_epoch=10)
+    got = [float(lr(s)) if callable(lr) else lr for s in (0, 150, 200, 299)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)  # float32
+
+
+def test_tuning_run_never_evaluates_the_test_set(tmp_path, monkeypatch):
+    from tf_globalmp.tasks import common as task_common
+    from tf_globalmp.tasks import har2 as har2_task
+    path = os.path.join(tmp_path, "h.npz")
+    np.savez(path, **_fake_npz(subjects=4, per_subject=6))
+
+    def no_test(*args, **kwargs):
+        raise AssertionError("the test set was evaluated")
+
+    monkeypatch.setattr(task_common, "accuracy", no_test)
+    config = configs.har2_config(data_dir=path, epochs=1, batch_size=8, units=4,
+                                 unroll=False, validation_fraction=0.25, budget="test")
+    metrics = har2_task.run(config, str(tmp_path / "run"))
+    assert not [k for k in metrics if "test_accuracy" in k]
+    assert "test_accuracy" not in metrics["history"][0]
+    assert metrics["final_val_accuracy"] == metrics["history"][-1]["val_accuracy"]
+    assert metrics["validation_examples"] == 6 * len(metrics["validation_subjects"])
+
+
+# --------------------------------------------------------------- presets
+def test_tuned_presets_share_one_recipe_per_row_and_differ_by_seed(tmp_path):
+    def values(name):
+        return {k: v for k, v in vars(configs.har2_config(name, pretrained=str(tmp_path)))
+                .items() if k not in ("seed", "preset")}
+
+    for row in ("train", "r9_8", "r9_7", "r8_7"):
+        seeds = [configs.har2_config(f"tuned_{row}_s{s}", pretrained=str(tmp_path)).seed
+                 for s in configs.har2.TUNED_SEEDS]
+        assert seeds == [0, 1, 2]
+        assert all(values(f"tuned_{row}_s{s}") == values(f"tuned_{row}_s0") for s in (1, 2))
+        config = configs.har2_config(f"tuned_{row}_s0", pretrained=str(tmp_path))
+        paper = configs.HAR2_PRESETS[f"paper_{row}"]
+        assert (config.epochs, config.batch_size, config.budget) == (
+            paper["epochs"], paper["batch_size"], "paper")
+        assert config.paper_learning_rate == paper["learning_rate"]
+    finetunes = {values(f"tuned_{r}_s0")["learning_rate"] for r in ("r9_8", "r9_7", "r8_7")}
+    assert len(finetunes) == 1  # one fine-tune recipe for the three rows
+
+
+# Every committed HAR-2 run directory -> the preset that remakes it (no flag but
+# execution ones: threads, data, pretrained, export).
+_COMMITTED_PRESETS = {
+    "dense": "adam1e3_train", "r9_8": "adam1e3_r9_8", "r9_7": "adam1e3_r9_7",
+    "r8_7": "adam1e3_r8_7", "unstructured_r9_8": "adam1e3_unstructured_r9_8",
+    "r9_8_global": "adam1e3_r9_8_global_156ep",
+}
+_EXECUTION = {"preset", "threads", "pretrained", "data_dir", "export_tflite"}
+_SAVED = os.path.join(os.path.dirname(__file__), "..", "saved_models")
+
+
+@pytest.mark.parametrize("run_dir", sorted(glob.glob(os.path.join(_SAVED, "har2_fastgrnn_*"))))
+def test_every_committed_run_is_remade_by_a_preset(run_dir, tmp_path):
+    row = os.path.basename(run_dir)[len("har2_fastgrnn_"):]
+    with open(os.path.join(run_dir, "config.json")) as f:
+        committed = json.load(f)
+    preset = _COMMITTED_PRESETS.get(row, row)
+    config = configs.har2_config(preset, pretrained=str(tmp_path)
+                                 if committed["mode"] != "dense" else None)
+    made = json.loads(json.dumps(dataclasses.asdict(config)))
+    committed = {**made, **committed}  # fields added after a run hold their defaults
+    differ = {k for k in made if k not in _EXECUTION and made[k] != committed[k]}
+    assert not differ, {k: (committed[k], made[k]) for k in differ}
+
+
+def test_factor_ranks_of_a_diverged_model_are_none():
+    from tf_globalmp.models import fastgrnn
+    from tf_globalmp.tasks import har2 as har2_task
+    model = fastgrnn.build(units=4, unroll=False)
+    cell = fastgrnn.cell_of(model)
+    assert har2_task.factor_ranks(model) == [4, 4]  # W: 9 -> 4, U: 4 -> 4
+    cell.U1.assign(np.full(cell.U1.shape, np.nan, np.float32))
+    assert har2_task.factor_ranks(model) == [4, None]

@@ -218,6 +218,14 @@ def test_nan_names_the_layer():
         masks_fn([np.array([np.inf, 1.0], np.float32)], 0.5)
 
 
+def test_finite_weights_whose_sum_overflows_are_accepted_and_inf_pairs_rejected():
+    # The finite check sums each layer; an overflowing sum must not be taken for inf.
+    huge = np.array([3e38, 3e38, 1.0, -2.0], np.float32)
+    _assert_matches([np.ones(3, np.float32), huge], 0.5)
+    with pytest.raises(ValueError, match=r"weights\[1\]"):
+        masks_fn([huge, np.array([np.inf, -np.inf, 1.0], np.float32)], 0.5)
+
+
 def test_bad_min_threshold_arguments():
     w = [np.ones(10, np.float32)]
     with pytest.raises(ValueError, match="min_weights"):

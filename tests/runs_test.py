@@ -72,6 +72,18 @@ def test_resume_refuses_a_config_that_differs_outside_the_resumable_fields(
             state.restore()
 
 
+@pytest.mark.parametrize("value, resumes", [("none", True), ("channel", False)])
+def test_a_field_added_after_the_run_resumes_only_at_its_default(tmp_path, value, resumes):
+    _write_state_as_before(str(tmp_path), _model(seed=1), CONFIG)
+    state = runs.RunState(str(tmp_path), _model(seed=2), {**CONFIG, "granularity": value},
+                          resumable=("threads",), defaults={"granularity": "none"})
+    if resumes:
+        assert state.restore()[0] == 1
+    else:
+        with pytest.raises(ValueError, match="different config.*granularity='none'"):
+            state.restore()
+
+
 def test_save_keeps_only_the_newest_checkpoint(tmp_path):
     state = runs.RunState(str(tmp_path), _model(seed=1), CONFIG, resumable=())
     state.save(1, [], {})

@@ -32,6 +32,8 @@ _PUBLIC = {
     "plot_layer_sparsity": "report",
     "prune_low_magnitude_global": "prune",
     "prune_scope": "prune",
+    "shrink": "channels.shrink",
+    "sparsity_preserving_qat": "qat",
     "sparsity_report": "report",
     "strip_pruning": "prune",
 }

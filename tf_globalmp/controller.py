@@ -5,15 +5,14 @@ schedule, the mask rule, the checks, the result and the logs): it reads the mask
 weights of every wrapper, assigns masks and re-applies them (`apply_masks()`), and is
 what a custom training loop uses. `UpdateGlobalPruningStep` is the `model.fit`
 callback around it. Both work inside or outside a `tf.distribute` strategy: masks are
-assigned in cross-replica context by one compiled function, so every replica gets the
-same mask.
+assigned in cross-replica context, so every replica gets the same mask.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from tf_globalmp import _compat
 from tf_globalmp import driver as driver_lib
+from tf_globalmp import mask_vars
 from tf_globalmp import masks as masks_lib
 from tf_globalmp import prune
 from tf_globalmp import weights as weights_lib
@@ -118,65 +117,32 @@ class GlobalPruner:
         return pruner
 
     # ------------------------------------------------- backend (driver.Backend)
+    # Masks are counted, read and assigned by small compiled loops over all wrappers'
+    # variables (`tf_globalmp.mask_vars`): no graph per model to trace on the first update.
     def _build_functions(self):
-        pruning_vars = self._vars
-
-        @tf.function(autograph=False)
-        def masked_weights():
-            return [
-                tf.reshape(tf.cast(weight, tf.float32) * tf.cast(mask, tf.float32), [-1])
-                for weight, mask, _ in pruning_vars
-            ]
-
-        @tf.function(autograph=False)
-        def assign(bool_masks):
-            for (weight, mask, threshold), keep in zip(pruning_vars, bool_masks):
-                new_mask = tf.reshape(tf.cast(keep, mask.dtype), mask.shape)
-                mask.assign(new_mask)
-                weight.assign(weight * tf.cast(new_mask, weight.dtype))
-                # tfmot's per-wrapper threshold: the smallest kept magnitude.
-                magnitude = tf.abs(tf.reshape(tf.cast(weight, tf.float32), [-1]))
-                smallest = tf.reduce_min(tf.where(keep, magnitude, np.inf))
-                threshold.assign(
-                    tf.cast(tf.where(tf.reduce_any(keep), smallest, 0.0), threshold.dtype)
-                )
-
-        @tf.function(autograph=False)
-        def current_masks():
-            return [tf.reshape(m > 0, [-1]) for _, m, _ in pruning_vars]
-
-        @tf.function(autograph=False)
-        def kept_counts():
-            return tf.stack(
-                [tf.reduce_sum(tf.cast(m > 0, tf.int32)) for _, m, _ in pruning_vars]
-            )
+        self._mask_vars = mask_vars.MaskVariables(self._vars, self._strategy)
 
         @tf.function(autograph=False)
         def apply_masks():
             prune.apply_wrapper_masks(self.wrappers)
 
-        self._masked_weights = masked_weights
-        self._assign = assign
-        self._current_masks = current_masks
-        self._kept_counts = kept_counts
         self._apply_masks = apply_masks
 
     def masked_weights(self):
-        with self._strategy.scope():
-            return self._masked_weights()
+        return self._mask_vars.masked_weights()
 
     def assign_masks(self, keep):
-        with self._strategy.scope():
-            self._assign([tf.convert_to_tensor(k, tf.bool) for k in keep])
+        """mask <- keep, weight <- weight * mask, threshold <- smallest kept magnitude
+        (tfmot's per-wrapper threshold; 0 where nothing is kept), on every replica."""
+        self._mask_vars.assign(keep)
 
     def current_masks(self):
         with self._strategy.scope():
-            return self._current_masks()
+            return [tf.reshape(mask.value() > 0, [-1]) for _, mask, _ in self._vars]
 
     def kept_counts(self):
         """Kept (mask == 1) count per prunable weight, in `self.names` order."""
-        with self._strategy.scope():
-            return [int(c) for c in self._kept_counts().numpy()]
+        return self._mask_vars.kept_counts()
 
     layer_kept = kept_counts
 

@@ -207,17 +207,19 @@ class Driver:
         unchanged = all(bool(tf.reduce_all(k == b)) for k, b in zip(flat, before))
         if not unchanged:
             self.backend.assign_masks(flat)
+        # A rule may measure sparsity in its own unit (channel groups: `channels.rule`).
+        achieved = getattr(self.options.mask_rule, "achieved_sparsity", None)
         return self._finish(step, sparsity, self.backend.kept_counts(), float("nan"),
-                            unchanged)
+                            unchanged, achieved)
 
     # --------------------------------------------------------------- report
-    def _finish(self, step, sparsity, layer_kept, threshold, unchanged):
+    def _finish(self, step, sparsity, layer_kept, threshold, unchanged, achieved=None):
         kept = int(sum(layer_kept))
         floor = [min(self.sigma, n) for n in self.sizes]
         result = UpdateResult(
             step=step,
             target_sparsity=float(sparsity),
-            achieved_sparsity=1.0 - kept / self.total,
+            achieved_sparsity=1.0 - kept / self.total if achieved is None else achieved,
             kept=kept,
             total=self.total,
             threshold=float(threshold),
@@ -227,7 +229,8 @@ class Driver:
         )
         self.last_result = result
         if not unchanged:
-            rule = ("Structured pruning" if self.options.mask_rule is not None else
+            rule = (getattr(self.options.mask_rule, "log_name", "Structured pruning")
+                    if self.options.mask_rule is not None else
                     "Global MP" if self.options.distribution == "global" else
                     f"{self.options.distribution} pruning")
             logging.info(

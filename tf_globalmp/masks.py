@@ -127,14 +127,21 @@ def _per_layer_fn(flat_weights, keep_counts):
     return selection.split(mask, sizes)
 
 
-@tf.function(reduce_retracing=True, autograph=False)
-def _finite_fn(flat_weights):
-    return tf.stack([tf.reduce_all(tf.math.is_finite(w)) for w in flat_weights])
+def _finite_flags(flat_weights):
+    """Per float32 tensor: whether every entry is finite (numpy bools), eagerly.
+
+    One sum per tensor: a sum is finite only if every term is (NaN and inf propagate);
+    a sum that overflowed on finite terms is re-checked entry by entry.
+    """
+    finite = np.array(tf.math.is_finite(tf.stack([tf.reduce_sum(w) for w in flat_weights])))
+    for i in np.flatnonzero(~finite):
+        finite[i] = bool(tf.reduce_all(tf.math.is_finite(flat_weights[i])))
+    return finite
 
 
 def check_finite(flat_weights, names):
     """ValueError naming the first layer whose weights hold NaN or inf."""
-    finite = _finite_fn([tf.cast(w, tf.float32) for w in flat_weights]).numpy()
+    finite = _finite_flags([tf.cast(w, tf.float32) for w in flat_weights])
     if not finite.all():
         bad = int(np.argmin(finite))
         raise ValueError(

@@ -179,6 +179,9 @@ def prune_low_magnitude_global(
     distribution="global",
     prunable=None,
     exclude=None,
+    granularity="weight",
+    min_channels=1,
+    channel_score="mean",
 ):
     """Wraps `model` for Global Magnitude Pruning under `pruning_schedule`.
 
@@ -207,6 +210,18 @@ def prune_low_magnitude_global(
       exclude: never prune these (same forms), e.g. `["conv2d", "predictions"]` to
         keep the first conv and the classifier dense.
 
+      granularity: "weight" (default) or "channel": the unit is a channel group (an
+        output channel with its bias, BatchNorm entries and the consumers' input
+        slices, joined across residual Adds and Concatenates); the schedule's sparsity
+        is then the fraction of groups removed, exactly. Functional/Sequential models
+        only; see `tf_globalmp.channels` (and `tf_globalmp.shrink` for the smaller
+        model). `exclude` then takes layer names/classes kept unpruned; `distribution`
+        "uniform" is the per-layer baseline.
+      min_channels: channel granularity: every layer keeps at least this many output
+        channels (Minimum Threshold in channels).
+      channel_score: channel granularity: "mean" (mean |w| of the group, default),
+        "l1" or "l2".
+
     Logs one table of every weight, pruned or not and why (absl info); a skipped
     weight holding >= 1% of the model's parameters is a warning naming it.
 
@@ -215,6 +230,16 @@ def prune_low_magnitude_global(
       `GlobalPruner(model).update(step)` in a custom loop.
     """
     _compat.check_tf_keras_model(model)
+    if granularity == "channel":
+        from tf_globalmp.channels import rule as channel_rule  # noqa: PLC0415
+
+        channel_rule.check_unstructured_defaults(
+            min_weights=min_weights, min_weights_fraction=min_weights_fraction,
+            redistribution=redistribution, mask_rule=mask_rule, prunable=prunable)
+        return channel_rule.prune_channels(model, pruning_schedule, min_channels,
+                                           channel_score, exclude, distribution)
+    if granularity != "weight":
+        raise ValueError(f"granularity must be 'weight' or 'channel', got {granularity!r}")
     schedules.validate_schedule(pruning_schedule)
     options = PruningOptions(min_weights, min_weights_fraction, redistribution, mask_rule,
                              distribution)

@@ -111,14 +111,17 @@ class RunState:
 
     `resumable` names the config fields that may differ when a run is resumed (they
     do not change the run: threads, labels, data locations); any other difference is
-    refused.
+    refused. A field the saved run does not have (added to the config after the run
+    was started) is accepted when it holds its value in `defaults`, the behaviour the
+    run had.
     """
 
-    def __init__(self, workdir, model, config_dict, resumable, name=STATE_DIR):
+    def __init__(self, workdir, model, config_dict, resumable, name=STATE_DIR, defaults=None):
         self.dir = os.path.join(workdir, name)
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
         self.config = json.loads(json.dumps(config_dict))  # as stored (tuples -> lists)
         self.resumable = tuple(resumable)
+        self.defaults = json.loads(json.dumps(defaults or {}))
         self.step = None
 
     def restore(self):
@@ -128,12 +131,14 @@ class RunState:
             return 0, [], {}
         with open(path) as f:
             state = json.load(f)
+        saved = {**{k: v for k, v in self.defaults.items() if k in self.config},
+                 **state["config"]}
         changed = sorted(
-            k for k in set(state["config"]) | set(self.config)
-            if k not in self.resumable and state["config"].get(k) != self.config.get(k)
+            k for k in set(saved) | set(self.config)
+            if k not in self.resumable and saved.get(k) != self.config.get(k)
         )
         if changed:
-            diff = ", ".join(f"{k}={state['config'].get(k)!r}" for k in changed)
+            diff = ", ".join(f"{k}={saved.get(k)!r}" for k in changed)
             raise ValueError(
                 f"workdir {os.path.dirname(self.dir)!r} holds a run with a different config "
                 f"({diff}): use another workdir or the same settings"

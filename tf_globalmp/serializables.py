@@ -34,6 +34,10 @@ SERIALIZABLES = {
     "tf_globalmp>FastGRNN": ("tf_globalmp.models.fastgrnn", "FastGRNN"),
     "tf_globalmp>FastGRNNCell": ("tf_globalmp.models.fastgrnn", "FastGRNNCell"),
     "tf_globalmp>WarmupSchedule": ("tf_globalmp.optim", "WarmupSchedule"),
+    "tf_globalmp>SparsityPreservingQuantizeConfig": ("tf_globalmp.qat",
+                                                      "SparsityPreservingQuantizeConfig"),
+    "tf_globalmp>PassThroughQuantizeConfig": ("tf_globalmp.qat", "PassThroughQuantizeConfig"),
+    "tf_globalmp>ChannelZeroPad": ("tf_globalmp.channels.layers", "ChannelZeroPad"),
 }
 
 _TF_KERAS = "tf_keras"

@@ -85,6 +85,8 @@ report["prune_to"] = {"kept": result.kept, "total": result.total}
 for i, (w, m) in enumerate(pvars(model)):
     arrays[f"prune_to/weight{i}"] = before[i]
     arrays[f"prune_to/mask{i}"] = per_replica(m)
+for i, (_, _, t) in enumerate(pv for wr in prune.collect_wrappers(model) for pv in wr.pruning_vars):
+    arrays[f"prune_to/threshold{i}"] = per_replica(t)
 
 # 2. model.fit, one-shot and gradual.
 class Before(keras.callbacks.Callback):  # put before UpdateGlobalPruningStep
@@ -175,6 +177,9 @@ def test_prune_to_on_identical_weights_gives_identical_masks(runs):
         [m[0] for m in _masks(one, "prune_to")], [m[0] for m in _masks(two, "prune_to")], "masks"
     )
     assert all(_replicas_agree(m) for m in _masks(two, "prune_to"))
+    for i in range(N_WEIGHTS):  # tfmot's per-layer threshold, on every replica
+        assert _replicas_agree(two[f"prune_to/threshold{i}"])
+        assert two[f"prune_to/threshold{i}"][0] == one[f"prune_to/threshold{i}"][0] > 0
     total = report["prune_to"]["total"]
     assert report["prune_to"]["kept"] == helpers.n_keep(total, 0.9)
     assert helpers.kept([m[0] for m in _masks(two, "prune_to")]) == helpers.n_keep(total, 0.9)

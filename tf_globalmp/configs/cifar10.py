@@ -3,6 +3,7 @@
 import dataclasses
 
 from tf_globalmp.configs import common
+from tf_globalmp.configs import channels
 from tf_globalmp.configs.common import field
 
 # CIFAR-10: one row per CIFAR training recipe of the paper (appendix table), then
@@ -103,6 +104,21 @@ CIFAR10_CPU_ROWS = {
         epochs=2, lr_step_every=1, max_train_examples=20000, mixed_bfloat16=False)),
     "cpu_mobilenet_v2_gmp98_mt_20k": ("paper_mobilenet_v2_gmp98_mt", dict(
         epochs=2, lr_step_every=1, max_train_examples=20000, mixed_bfloat16=False)),
+    # Global channel pruning (granularity "channel", benchmarks/channels.py): one-shot
+    # from the committed dense runs at 30% / 50% of the FLOPs removed, the one-shot
+    # recipe of cpu_resnet20_gmp90 / cpu_mobilenet_v2_gmp98_20k; "uniform_l1": the
+    # baseline removing the same fraction of every layer's channels (lowest L1 first).
+    **{f"cpu_resnet20_{kind}{t}": ("paper_resnet32_gmp90", dict(
+        model="resnet20", epochs=3, granularity="channel", flops_target=t / 100, **changes))
+       for t in (30, 50) for kind, changes in (
+           ("channel", {}), ("uniform_l1_", dict(layer_distribution="uniform",
+                                                 channel_score="l1")))},
+    **{f"cpu_mobilenet_v2_{kind}{t}_20k": ("paper_mobilenet_v2_gmp98", dict(
+        epochs=2, lr_step_every=1, max_train_examples=20000, mixed_bfloat16=False,
+        granularity="channel", flops_target=t / 100, **changes))
+       for t in (30, 50) for kind, changes in (
+           ("channel", {}), ("uniform_l1_", dict(layer_distribution="uniform",
+                                                 channel_score="l1")))},
     "cpu_wrn28_8_dense": ("paper_wrn28_8_dense", dict(epochs=2, max_train_examples=5000)),
     "cpu_wrn28_8_gmp90": ("paper_wrn28_8_gmp90", dict(epochs=1, max_train_examples=5000)),
     "cpu_wrn28_8_gmp95": ("paper_wrn28_8_gmp95", dict(epochs=1, max_train_examples=5000)),
@@ -143,7 +159,8 @@ class _Cifar10Data(common.Run):
 
 
 @dataclasses.dataclass
-class Cifar10Config(common.Execution, common.Optimiser, common.Pruning, _Cifar10Data):
+class Cifar10Config(common.Execution, common.Optimiser, channels.ChannelPruning,
+                    common.Pruning, _Cifar10Data):
     """CIFAR-10: dense training, one-shot Global MP + fine-tuning, or gradual Global MP.
 
     Defaults: a generic ResNet-20 recipe (SGD 0.1, momentum 0.9, cosine, 200 epochs:
@@ -160,6 +177,15 @@ class Cifar10Config(common.Execution, common.Optimiser, common.Pruning, _Cifar10
     # tf.config.experimental.enable_op_determinism(): bit-identical reruns and resumes
     # (slower; needs a fresh process, as the launcher is).
     deterministic: bool = field(False, "Op determinism (bit-identical resume).")
+    # After training (pruning + fine-tuning): sparsity-preserving quantization-aware
+    # training (`tf_globalmp.sparsity_preserving_qat`, float32), SGD on the optimiser
+    # fields' recipe with learning rate qat_learning_rate, cosine to 0, no warmup.
+    qat_epochs: int = field(0, "Sparsity-preserving quantization-aware training epochs "
+                            "after training (0: none); exports int8.")
+    qat_learning_rate: float = field(0.001, "QAT: peak learning rate (cosine to 0).")
+    quantize: str = field("none", "TFLite export (--export_tflite): none (float32), "
+                          "float16, dynamic, int8 (a QAT run's only option).",
+                          choices=("none", "float16", "dynamic", "int8"), resumable=True)
 
     def validate(self):
         from tf_globalmp import models  # the model names live with the builders
@@ -173,6 +199,7 @@ class Cifar10Config(common.Execution, common.Optimiser, common.Pruning, _Cifar10
             raise ValueError("pretrained must be a dense run directory or .keras file for "
                              "mode 'one_shot' (it prunes a trained model), got None")
         self.check_pruning()
+        self.check_channel_pruning(self.layer_distribution)
         common.check_fractions(self, ("dropout",))
         if self.layer_distribution == "tfmot" and (self.min_weights or
                                                    self.min_weights_fraction):
@@ -181,6 +208,12 @@ class Cifar10Config(common.Execution, common.Optimiser, common.Pruning, _Cifar10
                              f"min_weights_fraction={self.min_weights_fraction}")
         self.check_optimiser()
         self.check_execution()
+        common.check_ints(self, {"qat_epochs": 0})
+        if not self.qat_learning_rate > 0:
+            raise ValueError(f"qat_learning_rate must be > 0, got {self.qat_learning_rate}")
+        if self.qat_epochs and self.export_tflite and self.quantize != "int8":
+            raise ValueError("qat_epochs exports a full-integer file: quantize must be "
+                             f"'int8' with export_tflite, got quantize={self.quantize!r}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ValueError(f"max_train_examples must be >= 1, got {self.max_train_examples}")
         return self

@@ -48,6 +48,12 @@ def resumable_fields(config):
                  if metadata(config, f.name).get("resumable"))
 
 
+def default_values(config):
+    """{field name: default} of `config` (a config or its class), for fields with one."""
+    return {f.name: f.default for f in dataclasses.fields(config)
+            if f.default is not dataclasses.MISSING}
+
+
 def check_choices(config):
     """ValueError naming the first field whose value is not one of its `choices`."""
     for f in dataclasses.fields(config):

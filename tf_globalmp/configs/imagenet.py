@@ -3,6 +3,7 @@ and the config."""
 
 import dataclasses
 
+from tf_globalmp.configs import channels
 from tf_globalmp.configs import common
 from tf_globalmp.configs.common import field
 
@@ -45,7 +46,17 @@ IMAGENET_PRESETS = {
 # (a smoke test of the whole pipeline, labelled "reduced budget" in every output).
 _IMAGENET_SMOKE = dict(fake_data=True, epochs=1, steps_per_epoch=3, batch_size=8,
                        eval_batch_size=8, eval_steps=1, image_size=64, warmup_epochs=0.0)
+# Global channel pruning (granularity "channel") at 30% / 50% of the FLOPs removed
+# (tf_globalmp.flops' accounting: multiply-adds at 224x224), one-shot from `pretrained`
+# with the paper's one-shot fine-tuning recipe of the nearest row (ResNet-50 80%,
+# MobileNet-V1 75%). Not rows of the paper: channel pruning is this package's extension.
+IMAGENET_PRESETS.update({
+    f"paper_{row}_channel{t}": dict(IMAGENET_PRESETS[f"paper_{row}"], granularity="channel",
+                                    flops_target=t / 100, min_channels=8)
+    for row in ("resnet50_oneshot80", "mobilenet_v1_oneshot75") for t in (30, 50)})
 IMAGENET_CPU_ROWS = {
+    "cpu_fake_resnet50_channel50": "paper_resnet50_oneshot80_channel50",
+    "cpu_fake_mobilenet_v1_channel50": "paper_mobilenet_v1_oneshot75_channel50",
     "cpu_fake_resnet50_oneshot90": "paper_resnet50_oneshot90",
     "cpu_fake_resnet50_gradual90": "paper_resnet50_gradual90",
     "cpu_fake_mobilenet_v1_oneshot90_mt": "paper_mobilenet_v1_oneshot90_mt",
@@ -88,7 +99,8 @@ class _ImagenetData(common.Run):
 
 
 @dataclasses.dataclass
-class ImagenetConfig(common.Execution, common.Optimiser, common.Pruning, _ImagenetData):
+class ImagenetConfig(common.Execution, common.Optimiser, channels.ChannelPruning,
+                     common.Pruning, _ImagenetData):
     """ImageNet: dense training, one-shot Global MP of `pretrained` + fine-tuning, or
     gradual Global MP from scratch. Defaults: the paper's ResNet-50 training recipe."""
 
@@ -122,6 +134,7 @@ class ImagenetConfig(common.Execution, common.Optimiser, common.Pruning, _Imagen
             raise ValueError("data_dir is needed (ImageNet TFRecords or tfds manual dir) "
                              "unless fake_data is set, got None")
         self.check_pruning()
+        self.check_channel_pruning("global")
         self.check_optimiser()
         self.check_execution()
         common.check_ints(self, {"image_size": 32, "steps_per_epoch": 0, "eval_steps": 0,

@@ -34,6 +34,13 @@ How the model reaches the converter (`ExportReport.route`):
 A mixed-precision model (`mixed_bfloat16`, `mixed_float16`) is converted and
 verified as its float32 network (`precision.py`).
 
+A quantization-aware model (tfmot `QuantizeWrapper`s, e.g. from
+`tf_globalmp.sparsity_preserving_qat`) is converted with `quantize="int8"` only and
+without calibration: its fake-quant ranges give every int8 scale (the converter gets
+no `TFLITE_BUILTINS_INT8` op set, see `convert.converter_options`). The report then
+counts its quantized kernels (kernel * sparsity mask), and for every export the
+weights the file stores (`file_sparsity`) and the top-1 agreement with Keras.
+
 Command line: ``python -m tf_globalmp.export --help`` (`__main__.py`).
 """
 
@@ -43,6 +50,7 @@ from absl import logging
 
 from tf_globalmp import _compat
 from tf_globalmp import prune
+from tf_globalmp import qat
 from tf_globalmp import report
 from tf_globalmp.export import flatbuffer
 from tf_globalmp.export import inputs as inputs_lib
@@ -54,15 +62,23 @@ from tf_globalmp.export.convert import (  # noqa: F401  (the package's public na
 from tf_globalmp.export.result import (  # noqa: F401
     CONVERTER_MIN_SPARSITY, FIXED_BATCH, FLOAT32_RTOL, QUANTIZE_MODES, VERIFY_BATCH,
     ExportError, ExportReport, constant_outputs, gzip_size, max_diff)
-from tf_globalmp.export.verify import verification_batch, verify_count  # noqa: F401
+from tf_globalmp.export.verify import (  # noqa: F401
+    tflite_outputs, verification_batch, verify_count)
 
 # ------------------------------------------------------------------ pure pieces
-def validate_quantize(quantize, representative_dataset):
-    """Raises ValueError for an unknown mode or int8 without representative data."""
+def validate_quantize(quantize, representative_dataset, quantization_aware=False):
+    """Raises ValueError for an unknown mode, int8 without representative data (a
+    post-training quantization), or a quantization-aware model not exported as int8."""
     if quantize not in QUANTIZE_MODES:
         raise ValueError(
             f"quantize must be one of None, 'float16', 'dynamic', 'int8', got {quantize!r}"
         )
+    if quantization_aware:
+        if quantize != "int8":
+            raise ValueError(
+                "a quantization-aware model (tf_globalmp.sparsity_preserving_qat) is "
+                f"exported with quantize='int8', got quantize={quantize!r}")
+        return
     if quantize == "int8" and representative_dataset is None:
         raise ValueError(
             "quantize='int8' (full integer) needs representative_dataset: a callable "
@@ -80,21 +96,28 @@ def export_tflite(
     Args:
       model: a tf-keras model, wrapped for pruning or already stripped. It is
         stripped here (`tf_globalmp.strip_pruning`), which re-applies the final
-        masks, so pruned weights are exactly zero in the file. Functional and
-        Sequential models, and subclassed models that have been called on data
-        (their recorded input shapes, any batch), need no input description. A
-        mixed-precision model is exported (and verified) as its float32 network.
+        masks, so pruned weights are exactly zero in the file. A quantization-aware
+        model (`tf_globalmp.sparsity_preserving_qat`, or any tfmot QAT model) is
+        exported as it is, with `quantize="int8"`: the converter takes the int8
+        ranges its fake-quant ops learned and folds BatchNorm into the int8
+        kernels. Functional and Sequential models, and subclassed models that have
+        been called on data (their recorded input shapes, any batch), need no input
+        description. A mixed-precision model is exported (and verified) as its
+        float32 network.
       path: the `.tflite` file to write; the report goes to `path + ".json"`.
       sparse: ask the converter for its sparse weight encoding
         (`tf.lite.Optimize.EXPERIMENTAL_SPARSITY`; with `DEFAULT` when quantizing).
       quantize: None (float32), "float16" (float16 weights), "dynamic" (int8
         weights, float activations) or "int8" (full integer ops; inputs and
-        outputs stay float32; needs `representative_dataset`).
+        outputs stay float32; needs `representative_dataset`, except for a
+        quantization-aware model).
       representative_dataset: a callable yielding lists of input arrays (the TF
         converter's convention) or an array (a list/tuple/dict of arrays for
-        several inputs) of samples. Used for int8 calibration and as the
-        verification batch (its first 8 samples); without it the batch is drawn
-        from a standard normal with a fixed seed.
+        several inputs) of samples. Used for int8 calibration (post-training) and
+        as the verification batch (its first 8 samples; pass it for a
+        quantization-aware model too, so the top-1 agreement is measured on real
+        inputs); without it the batch is drawn from a standard normal with a fixed
+        seed.
       minify: drop tensor names and the quantization parameters the converter
         writes twice for sparse weights (`flatbuffer.minify`); weights, ops and
         signatures are unchanged, and the minified file is the one verified.
@@ -116,21 +139,26 @@ def export_tflite(
 
     Returns:
       `ExportReport` (path, bytes, gzip bytes, the dense float32 export's bytes and
-      gzip bytes when converted, global sparsity, sparse-encoded tensors, max
-      abs/rel difference, route, constant outputs).
+      gzip bytes when converted, global sparsity of the Keras weights and of the
+      weights stored in the file, sparse-encoded tensors, max abs/rel difference
+      and top-1 agreement, route, constant outputs).
     """
     _compat.check_tf_keras_model(model)
-    validate_quantize(quantize, representative_dataset)
+    quantization_aware = qat.is_qat_model(model)
+    validate_quantize(quantize, representative_dataset, quantization_aware)
     rtol = verify_lib.rtol_for(verify, quantize)
     # Read before stripping: the clone of a Sequential that inferred its inputs from
     # a first batch declares that batch's size as a fixed batch.
     signature = inputs_lib.model_signature(model, input_signature)
-    stripped = prune.strip_pruning(model)
-    # Counted on the given model: a wrapped one reports weight * mask (what was just
-    # written into the stripped layers) and knows every pruned kernel, including a
-    # DepthwiseConv2D loaded under prune_scope, whose stripped layer keeps tfmot's
-    # empty get_prunable_weights after the scope exits.
-    weights = report.sparsity_report(model)
+    if quantization_aware:  # its quantized kernels (kernel * sparsity mask)
+        stripped, weights = model, qat.sparsity_report(model)
+    else:
+        stripped = prune.strip_pruning(model)
+        # Counted on the given model: a wrapped one reports weight * mask (what was
+        # just written into the stripped layers) and knows every pruned kernel,
+        # including a DepthwiseConv2D loaded under prune_scope, whose stripped layer
+        # keeps tfmot's empty get_prunable_weights after the scope exits.
+        weights = report.sparsity_report(model)
     warnings = []
     if weights.total.nonzero == weights.total.weights:
         warnings.append(
@@ -143,7 +171,7 @@ def export_tflite(
             logging.info("export_tflite: model %r computes in %s; exporting its float32 "
                          "network", model.name, ", ".join(mixed))
         route, signature, function, output_names, content, failed = convert.convert_by_route(
-            stripped, signature, sparse, quantize, representative_dataset)
+            stripped, signature, sparse, quantize, representative_dataset, quantization_aware)
         if failed:
             warnings.append(
                 f"no dynamic-batch file ({failed[0][0]}: {failed[0][1][:200]}); converted "
@@ -154,7 +182,7 @@ def export_tflite(
         if broken:
             content = convert.convert_function(stripped, function, False, quantize,
                                representative_fn(representative_dataset, signature.specs,
-                                                 signature.batch or 1))
+                                                 signature.batch or 1), quantization_aware)
             warnings.append(
                 f"the converter's 1x4 block-sparse encoding of {broken[:3]} (a blocked "
                 "dimension not a multiple of 4) loses weights and computes wrong "
@@ -171,6 +199,12 @@ def export_tflite(
         if minify:
             content = flatbuffer.minify(content)
         sparse_tensors = flatbuffer.count_sparse_tensors(content)
+        stored = flatbuffer.weight_tensors(content)
+        unquantized = [t.shape for t in stored if t.dtype != "int8"]
+        if quantization_aware and unquantized:
+            warnings.append(
+                f"{len(unquantized)} weight tensor(s) {unquantized[:3]} stayed float in "
+                "the quantization-aware file (their layers had no fake-quant ranges)")
         if flatbuffer.count_variable_tensors(content):
             warnings.append(
                 "the file keeps state between invocations (variable tensors, e.g. the "
@@ -214,6 +248,10 @@ def export_tflite(
         verified_with=checked.verified_with,
         verify_batch=checked.batch,
         warnings=tuple(warnings),
+        file_weights=sum(t.size for t in stored),
+        file_nonzero_weights=sum(t.nonzero for t in stored),
+        top1_agreement=checked.top1_agreement,
+        quantization_aware=quantization_aware,
         route=route,
         input_batch=signature.batch,
         constant_outputs=checked.constant,

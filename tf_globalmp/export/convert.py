@@ -14,13 +14,20 @@ from tf_globalmp.export.result import FIXED_BATCH, ExportError
 keras = _compat.keras
 
 
-def converter_options(sparse, quantize):
-    """(optimizations, supported_types, supported_ops) for a mode; pure."""
+def converter_options(sparse, quantize, quantization_aware=False):
+    """(optimizations, supported_types, supported_ops) for a mode; pure.
+
+    A quantization-aware model (int8) gets no supported_ops: its fake-quant ranges
+    make it integer already. (TF 2.21's converter asks such a model for a
+    representative_dataset when TFLITE_BUILTINS_INT8 is set -- its metrics wrapper
+    checks the options without the graph -- and with one it calibrates the model
+    again on top of the trained ranges.)"""
     optimizations = [] if quantize is None else [tf.lite.Optimize.DEFAULT]
     if sparse:
         optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
     supported_types = [tf.float16] if quantize == "float16" else []
-    supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] if quantize == "int8" else None
+    int8_ops = quantize == "int8" and not quantization_aware
+    supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8] if int8_ops else None
     return optimizations, supported_types, supported_ops
 
 
@@ -96,19 +103,21 @@ class _ConversionFailed(Exception):
         self.reason = reason
 
 
-def convert_function(model, function, sparse, quantize, representative):
-    """The converter's bytes from the Keras model (`function` None) or a traced call."""
+def convert_function(model, function, sparse, quantize, representative,
+                     quantization_aware=False):
+    """The converter's bytes from the Keras model (`function` None) or a traced call
+    (a quantization-aware model: no calibration, `representative` is not used)."""
     if function is None:
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
     else:
         converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-    optimizations, types, ops = converter_options(sparse, quantize)
+    optimizations, types, ops = converter_options(sparse, quantize, quantization_aware)
     converter.optimizations = optimizations
     if types:
         converter.target_spec.supported_types = types
     if ops:
         converter.target_spec.supported_ops = ops
-    if quantize == "int8":
+    if quantize == "int8" and not quantization_aware:
         converter.representative_dataset = representative
     try:
         return converter.convert()
@@ -122,7 +131,8 @@ def rolled_rnn_layers(model):
             if isinstance(layer, keras.layers.RNN) and not layer.unroll]
 
 
-def convert_by_route(model, signature, sparse, quantize, representative_dataset):
+def convert_by_route(model, signature, sparse, quantize, representative_dataset,
+                     quantization_aware=False):
     """Converts by the first route that works (module docstring).
 
     Returns (route, signature of the file, traced function or None, output names,
@@ -146,7 +156,8 @@ def convert_by_route(model, signature, sparse, quantize, representative_dataset)
                 function, names = _traced_call(model, sig)
             representative = representative_fn(representative_dataset, sig.specs,
                                                 sig.batch or 1)
-            content = convert_function(model, function, sparse, quantize, representative)
+            content = convert_function(model, function, sparse, quantize, representative,
+                                       quantization_aware)
             return route, sig, function, names, content, failed
         except _ConversionFailed as e:
             failed.append((route, e.reason))

@@ -14,7 +14,10 @@ On a dynamic-range int8 MobileNet-V1 (alpha 0.25, 96x96) pruned to 90%, these ar
 a third of the file.
 """
 
+import dataclasses
+
 import flatbuffers
+import numpy as np
 
 _IDENTIFIER = b"TFL3"
 
@@ -69,6 +72,73 @@ def broken_block_sparse_tensors(content):
                     broken.append(((tensor.Name() or b"").decode(), shape))
                     break
     return broken
+
+
+# Ops reading a weight tensor, and the index of that input.
+_WEIGHT_INPUTS = {"CONV_2D": 1, "DEPTHWISE_CONV_2D": 1, "FULLY_CONNECTED": 1,
+                  "TRANSPOSE_CONV": 1, "CONV_3D": 1}
+# Ops between a stored weight and its reader (sparse encoding, float16 weights).
+_WEIGHT_PASS_THROUGH = ("DENSIFY", "DEQUANTIZE")
+_NUMPY_TYPES = {"FLOAT32": np.float32, "FLOAT16": np.float16, "INT8": np.int8,
+                "UINT8": np.uint8, "INT16": np.int16, "INT32": np.int32}
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightTensor:
+    """A weight tensor as stored in a `.tflite` file: its dense shape, type, entries,
+    nonzero entries (of the stored values) and whether it is sparse-encoded."""
+
+    shape: tuple
+    dtype: str
+    size: int
+    nonzero: int
+    sparse: bool
+
+
+def weight_tensors(content):
+    """[WeightTensor] of the weights of the Conv/DepthwiseConv/FullyConnected/
+    TransposeConv ops of a `.tflite` flatbuffer, as stored (before `Densify` /
+    `Dequantize`): what the file holds, e.g. the int8 kernels with BatchNorm folded
+    in. A sparse-encoded tensor stores only its kept values (zeros inside 1x16 blocks
+    included): its other entries are zeros."""
+    schema = _schema()
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    model = schema.Model.GetRootAsModel(content, 0)
+    codes = [names.get(max(model.OperatorCodes(i).BuiltinCode(),
+                           model.OperatorCodes(i).DeprecatedBuiltinCode()))
+             for i in range(model.OperatorCodesLength())]
+    found = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        producer, readers = {}, []
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            code = codes[op.OpcodeIndex()]
+            inputs = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+            if code in _WEIGHT_PASS_THROUGH and inputs:
+                for out in op.OutputsAsNumpy():
+                    producer[int(out)] = inputs[0]
+            if code in _WEIGHT_INPUTS and len(inputs) > _WEIGHT_INPUTS[code]:
+                readers.append(inputs[_WEIGHT_INPUTS[code]])
+        seen = set()
+        for index in readers:
+            while index in producer:
+                index = producer[index]
+            if index < 0 or index in seen:
+                continue
+            seen.add(index)
+            tensor = graph.Tensors(index)
+            kind = types.get(tensor.Type())
+            data = model.Buffers(tensor.Buffer()).DataAsNumpy()
+            if kind not in _NUMPY_TYPES or isinstance(data, int):  # not a constant
+                continue
+            values = np.frombuffer(data.tobytes(), _NUMPY_TYPES[kind])
+            shape = tuple(int(d) for d in tensor.ShapeAsNumpy())
+            found.append(WeightTensor(shape, kind.lower(), int(np.prod(shape)),
+                                      int(np.count_nonzero(values)),
+                                      tensor.Sparsity() is not None))
+    return found
 
 
 def count_variable_tensors(content):

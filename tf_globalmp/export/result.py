@@ -50,6 +50,14 @@ class ExportReport:
     `constant_outputs` names the outputs that did not change across the
     verification inputs: comparing them proves nothing about the conversion.
     `mixed_precision` names the mixed policies exported as float32.
+
+    `file_weights` / `file_nonzero_weights` count the entries of the Conv /
+    DepthwiseConv / FullyConnected / TransposeConv weight tensors as the file stores
+    them (int8 after quantization, BatchNorm folded in; a sparse-encoded tensor's
+    dropped entries are zeros); `sparsity` and `nonzero_weights` count the Keras
+    model's prunable (for a quantization-aware model: quantized) weights.
+    `top1_agreement` is the fraction of verification inputs whose arg max of the
+    first 2-D output (classifier scores) is the same in the file and in Keras.
     """
 
     path: str
@@ -76,6 +84,17 @@ class ExportReport:
     input_batch: int | None = None
     constant_outputs: tuple = ()
     mixed_precision: str | None = None
+    file_weights: int | None = None
+    file_nonzero_weights: int | None = None
+    top1_agreement: float | None = None
+    quantization_aware: bool = False
+
+    @property
+    def file_sparsity(self):
+        """Fraction of zeros among the weights stored in the file (None if none)."""
+        if not self.file_weights:
+            return None
+        return 1.0 - self.file_nonzero_weights / self.file_weights
 
     @property
     def ratio(self):
@@ -92,6 +111,8 @@ class ExportReport:
     @property
     def mode(self):
         kind = "float32" if self.quantize is None else self.quantize
+        if self.quantization_aware:
+            kind += " (quantization-aware)"
         return (f"{kind}{' + sparse' if self.sparse else ''}"
                 f"{', minified' if self.minified else ''}")
 
@@ -101,6 +122,7 @@ class ExportReport:
         data["constant_outputs"] = list(self.constant_outputs)
         data["ratio"] = self.ratio
         data["gzip_ratio"] = self.gzip_ratio
+        data["file_sparsity"] = self.file_sparsity
         return data
 
     def to_json(self, indent=2):
@@ -133,6 +155,10 @@ class ExportReport:
             f"{self.prunable_weights:,} prunable weights nonzero); {self.sparse_tensors} "
             f"weight tensor(s) sparse-encoded, {self.prunable_tensors} prunable",
         ]
+        if self.file_sparsity is not None:
+            lines.append(f"file weights     {100 * self.file_sparsity:.2f}% zero "
+                         f"({self.file_nonzero_weights:,} of {self.file_weights:,} stored "
+                         "conv/dense weights nonzero)")
         if self.max_abs_diff is None:
             lines.append("verification     skipped")
         else:
@@ -144,6 +170,9 @@ class ExportReport:
                 f"max |keras - litert| {self.max_abs_diff:.3g} ({self.max_rel_diff:.3g} "
                 f"relative, {limit}; {self.verified_with}, {batches})"
             )
+            if self.top1_agreement is not None:
+                lines.append(f"top-1 agreement  {100 * self.top1_agreement:.1f}% of the "
+                             f"{self.verify_batch} verification inputs")
             if self.constant_outputs:
                 lines.append(f"constant outputs {', '.join(self.constant_outputs)} (the "
                              "comparison proves nothing for them)")
@@ -169,6 +198,16 @@ def max_diff(reference, candidate):
     scale = max(float(np.max(np.abs(r))) if np.size(r) else 0.0 for r in reference)
     # float(): with an all-zero reference, NumPy 2 would return a np.float32 (not JSON).
     return abs_diff, float(abs_diff / max(scale, float(np.finfo(np.float32).tiny)))
+
+
+def top1_agreement(reference, candidate):
+    """Fraction of rows whose arg max agrees, over the first output that is 2-D with
+    at least two columns (classifier scores); None without one."""
+    for r, c in zip(reference, candidate):
+        r, c = np.asarray(r), np.asarray(c)
+        if r.ndim == 2 and r.shape[1] > 1 and len(r):
+            return float(np.mean(np.argmax(r, axis=1) == np.argmax(c, axis=1)))
+    return None
 
 
 def constant_outputs(outputs, names, rtol=FLOAT32_RTOL):

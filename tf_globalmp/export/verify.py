@@ -10,7 +10,7 @@ from tf_globalmp import _compat
 
 from tf_globalmp.export.convert import as_input_list, named_outputs, representative_fn
 from tf_globalmp.export.result import (
-    FLOAT32_RTOL, VERIFY_BATCH, ExportError, constant_outputs, max_diff)
+    FLOAT32_RTOL, VERIFY_BATCH, ExportError, constant_outputs, max_diff, top1_agreement)
 
 keras = _compat.keras
 
@@ -111,6 +111,32 @@ def run_litert(content, specs, inputs, output_names, batch=None):
     raise ExportError(f"the LiteRT interpreter cannot run the exported model: {errors}")
 
 
+def tflite_outputs(content, batches, num_threads=1):
+    """(The first output of the `.tflite` file `content` on each array of `batches`
+    (one input per array, any batch size the file takes) concatenated, the kernels
+    that ran it): LiteRT with XNNPACK, else its builtin kernels (XNNPACK cannot
+    prepare some sparse int8 FullyConnected weights)."""
+    from ai_edge_litert import interpreter as litert
+
+    errors = []
+    for label, kwargs in (
+            ("XNNPACK", {}),
+            ("builtin kernels", {"experimental_op_resolver_type":
+                                 litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES})):
+        runner = litert.Interpreter(model_content=content, num_threads=num_threads,
+                                    **kwargs).get_signature_runner()
+        (name,) = list(runner.get_input_details())
+        try:
+            parts = []
+            for x in batches:
+                result = runner(**{name: np.asarray(x, np.float32)})
+                parts.append(result[sorted(result)[0]])
+            return np.concatenate(parts), label
+        except RuntimeError as e:
+            errors.append(f"{label}: {str(e).splitlines()[0][:200]}")
+    raise ExportError(f"the LiteRT interpreter cannot run the file: {errors}")
+
+
 def _keras_outputs(model, signature, inputs, output_names, batch=None):
     """The model's outputs on `inputs` (batch by batch for a fixed batch), in the
     order of `output_names`."""
@@ -134,6 +160,7 @@ class Verification:
     batch: int = 0
     constant: tuple = ()
     warnings: tuple = ()
+    top1_agreement: float | None = None
 
 
 def verify_file(model, signature, content, output_names, representative_dataset, rtol):
@@ -169,7 +196,7 @@ def verify_file(model, signature, content, output_names, representative_dataset,
             "them with the file proves nothing about the conversion"
         )
     return Verification(abs_diff, rel_diff, verified_with, batch, constant,
-                         tuple(warnings))
+                         tuple(warnings), top1_agreement(reference, lite))
 
 
 def rtol_for(verify, quantize):

@@ -6,6 +6,7 @@ import keras
 
 from tf_globalmp import driver as driver_lib
 from tf_globalmp import schedules
+from tf_globalmp.channels import keras3 as channels_keras3
 from tf_globalmp.keras3 import adapter
 from tf_globalmp.keras3 import pruner as pruner_lib
 
@@ -35,8 +36,10 @@ class GlobalPruning(keras.callbacks.Callback):
         mask_rule=None,
         prunable=None,
         exclude=None,
+        granularity="weight",
     ):
         super().__init__()
+        channels_keras3.check_granularity(granularity)
         self.schedule = schedules.validate_schedule(schedule)
         options = driver_lib.PruningOptions(  # validates
             min_weights, min_weights_fraction, redistribution, mask_rule, distribution)

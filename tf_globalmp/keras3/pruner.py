@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tf_globalmp import driver as driver_lib
 from tf_globalmp import masks as masks_lib
+from tf_globalmp.channels import keras3 as channels_keras3
 from tf_globalmp.keras3 import adapter
 from tf_globalmp.keras3 import policy
 
@@ -64,6 +65,7 @@ class GlobalPruner:
       initial_masks: ``"ones"`` (dense start), ``"nonzero"`` (kernel != 0: resume a
         pruned model) or ``"auto"``: ``"nonzero"`` if ``model.optimizer`` has already
         taken steps, else ``"ones"``.
+      granularity: "weight" only; "channel" (tf-keras only for now) raises ValueError.
       log_dir: if set, TensorBoard scalars at every update (`tf_globalmp.driver` tags),
         written with tf.summary (the tensorboard package is not needed to write them).
 
@@ -90,7 +92,9 @@ class GlobalPruner:
         exclude=None,
         initial_masks="auto",
         log_dir=None,
+        granularity="weight",
     ):
+        channels_keras3.check_granularity(granularity)
         adapter.check_keras3_model(model)
         check_initial_masks(initial_masks)
         if not model.built:

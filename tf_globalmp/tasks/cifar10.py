@@ -18,8 +18,10 @@ from tf_globalmp import prune
 from tf_globalmp import report
 from tf_globalmp import runs
 from tf_globalmp.data import cifar10 as cifar10_data
+from tf_globalmp.tasks import channel_pruning
 from tf_globalmp.tasks import common
 from tf_globalmp.tasks import epoch_logs
+from tf_globalmp.tasks import qat as qat_task
 
 keras = _compat.keras
 
@@ -39,7 +41,10 @@ def build_model(config, info, steps_per_epoch):
     if config.mode == "one_shot":
         runs.copy_weights_by_name(model, runs.load_model(config.pretrained),
                                   config.pretrained)
-    if config.mode != "dense" and config.layer_distribution == "tfmot":
+    if channel_pruning.enabled(config):
+        model = channel_pruning.wrap(model, config, common.pruning_schedule(
+            config, steps_per_epoch), config.layer_distribution)
+    elif config.mode != "dense" and config.layer_distribution == "tfmot":
         model = prune.prune_low_magnitude_tfmot(
             model, common.pruning_schedule(config, steps_per_epoch))
     elif config.mode != "dense":
@@ -71,13 +76,16 @@ def _prune_one_shot(model, test_ds, tfmot_baseline, sparsity):
     return extra
 
 
-def _tflite_file(stripped, test_ds):
-    """`runs.write_run_dir` extra file: model.tflite of the float32 network, verified."""
+def _tflite_file(stripped, test_ds, quantize=None, calibration=None):
+    """`runs.write_run_dir` extra file: model.tflite of the float32 network, verified
+    (quantized as `quantize`; int8 calibrated on `calibration`, training images)."""
     sample = next(iter(test_ds))[0].numpy()[:16]
+    representative = calibration if quantize == "int8" else sample
 
     def write_tflite(path):
-        tflite = export.export_tflite(common.float32_copy(stripped), path,
-                                      representative_dataset=sample, compare_dense=True)
+        tflite = export.export_tflite(common.float32_copy(stripped), path, quantize=quantize,
+                                      representative_dataset=representative,
+                                      compare_dense=True)
         return dict(tflite_bytes=tflite.bytes, tflite_gzip_bytes=tflite.gzip_bytes,
                     tflite_dense_bytes=tflite.dense_bytes)
 
@@ -92,7 +100,10 @@ def run(config, workdir):
     continues from the last complete save (a finished run is returned as is). Writes
     the run dir: model.keras, config.json, metrics.json (best and final test accuracy,
     sparsity, budget, per-epoch history), sparsity.json (per-layer table), flops.json,
-    and model.tflite if `config.export_tflite`.
+    and model.tflite if `config.export_tflite` (quantized as `config.quantize`). With
+    `config.qat_epochs`, the trained model then goes through sparsity-preserving QAT
+    (`tasks/qat.py`, resumable too): model_qat.h5, metrics["qat"], and the int8
+    model.tflite of the QAT model.
 
     Returns the metrics dict.
     """
@@ -100,6 +111,7 @@ def run(config, workdir):
     if done is not None:
         return done
     start = time.time()
+    config = channel_pruning.resolve(config, lambda: runs.load_model(config.pretrained))
     train_ds, test_ds, info = cifar10_data.load(config)
     steps_per_epoch = info["steps_per_epoch"]
     strategy = common.make_strategy(config.distribution)
@@ -107,7 +119,8 @@ def run(config, workdir):
         model = build_model(config, info, steps_per_epoch)
         compile_model(model, config, steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
-    state = runs.RunState(workdir, model, config_dict, configs.common.resumable_fields(config))
+    state = runs.RunState(workdir, model, config_dict, configs.common.resumable_fields(config),
+                           defaults=configs.common.default_values(config))
     done_epochs, history, extra = state.restore()
     # Batches already trained in the interrupted epoch (a step-interval checkpoint).
     in_epoch = state.step - done_epochs * steps_per_epoch if state.step else 0
@@ -120,7 +133,8 @@ def run(config, workdir):
     callbacks = [epoch_logs.EpochLog(
         state, history, extra, config.batch_size, steps_per_epoch,
         {"train_accuracy": "accuracy", "test_accuracy": "val_accuracy"},
-        every_steps=config.checkpoint_every_steps)]
+        every_steps=config.checkpoint_every_steps,
+        **channel_pruning.epoch_log_options(model, config))]
     if tfmot_baseline:
         callbacks.insert(0, _compat.tfmot.sparsity.keras.UpdatePruningStep())
     elif config.mode != "dense":
@@ -143,8 +157,15 @@ def run(config, workdir):
     stripped = prune.strip_pruning(model) if pruned else model
     layer_report = report.sparsity_report(stripped)
     target = config.sparsity if pruned else 0.0
+    exported, channel_metrics, channel_files = stripped, {}, {}
+    if channel_pruning.enabled(config):  # in channel groups; the shrunk model is exported
+        target = channel_pruning.target_sparsity(model, config)
+        exported, channel_metrics, channel_files = channel_pruning.finish(model, stripped)
     best = common.best_at_target(history, target, "test_accuracy")
     flops_report = flops.flops_report(stripped)
+    if config.qat_epochs:  # resumable too (workdir/qat_state/)
+        qat_model, qat_metrics = qat_task.train(config, exported, workdir, strategy, test_ds,
+                                                steps_per_epoch)
     metrics = {
         **common.metrics_head(config, info, history),
         "train_examples": info["train_examples"],
@@ -169,11 +190,20 @@ def run(config, workdir):
         "train_images_per_s": common.median_after_first(history, "train_images_per_s", 1),
         "mixed_bfloat16": config.mixed_bfloat16,
         "wall_time_s_this_attempt": round(time.time() - start, 2),
+        **channel_metrics,
         "history": history,
     }
-    files = {"flops.json": lambda path: runs.write_json_atomic(path, flops_report.to_dict())}
-    if config.export_tflite:
-        files["model.tflite"] = _tflite_file(stripped, test_ds)
+    files = {"flops.json": lambda path: runs.write_json_atomic(path, flops_report.to_dict()),
+             **channel_files}
+    if config.qat_epochs:
+        metrics["qat"] = qat_metrics
+        files["model_qat.h5"] = qat_task.h5_file(qat_model)
+    if config.export_tflite and config.qat_epochs:
+        files["model.tflite"] = qat_task.int8_file(qat_model, test_ds)
+    elif config.export_tflite:
+        quantize = None if config.quantize == "none" else config.quantize
+        calibration = next(iter(train_ds))[0].numpy() if quantize == "int8" else None
+        files["model.tflite"] = _tflite_file(exported, test_ds, quantize, calibration)
     metrics = runs.write_run_dir(
         workdir, stripped, config_dict, metrics, layer_report.to_dict(), extra_files=files,
         plot_title=(f"{config.model} {config.mode}, CIFAR-10 ({config.budget})"

@@ -12,7 +12,8 @@ keras = _compat.keras
 
 
 class AccuracyLog(keras.callbacks.Callback):
-    """Records test (and validation) accuracy per epoch and checkpoints the state."""
+    """Records test accuracy (Keras' val_accuracy, when fit has validation_data) and
+    validation accuracy (when `y_val` is not empty) per epoch; checkpoints the state."""
 
     def __init__(self, state, history, extra, x_val, y_val):
         super().__init__()
@@ -29,17 +30,19 @@ class AccuracyLog(keras.callbacks.Callback):
             "epoch": epoch + 1,
             "loss": float(logs.get("loss", float("nan"))),
             "train_accuracy": float(logs.get("accuracy", float("nan"))),
-            "test_accuracy": float(logs.get("val_accuracy", float("nan"))),
             "seconds": round(time.time() - self._start, 3),
         }
+        if "val_accuracy" in logs:
+            entry["test_accuracy"] = float(logs["val_accuracy"])
         if len(self.y_val):
             entry["val_accuracy"] = float(
                 self.model.evaluate(self.x_val, self.y_val, batch_size=500, verbose=0)[1])
         self.history.append(entry)
         self.state.save(epoch + 1, self.history, self.extra)
-        logging.info("epoch %d: loss %.4f, train %.4f, test %.4f (%.1f s)", entry["epoch"],
-                     entry["loss"], entry["train_accuracy"], entry["test_accuracy"],
-                     entry["seconds"])
+        logging.info("epoch %d: loss %.4f, train %.4f, %s (%.1f s)", entry["epoch"],
+                     entry["loss"], entry["train_accuracy"], ", ".join(
+                         f"{k} {entry[k]:.4f}" for k in ("test_accuracy", "val_accuracy")
+                         if k in entry), entry["seconds"])
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -49,11 +52,13 @@ class EpochLog(keras.callbacks.Callback):
     `every_steps` (with `steps_per_execution` > 1 batch ends skip steps).
 
     `keys` maps history names to Keras log names, e.g. {"test_accuracy": "val_accuracy"}.
+    `sparsity(model)` gives each entry's sparsity (default: of the pruning masks).
     """
 
     def __init__(self, state, history, extra, images_per_step, steps_per_epoch, keys,
-                 every_steps=0):
+                 every_steps=0, sparsity=common.mask_sparsity):
         super().__init__()
+        self.sparsity = sparsity
         self.state, self.history, self.extra = state, history, extra
         self.images_per_step, self.steps_per_epoch = images_per_step, steps_per_epoch
         self.keys, self.every_steps = dict(keys), every_steps
@@ -82,7 +87,7 @@ class EpochLog(keras.callbacks.Callback):
         entry.update({name: float(logs.get(key, float("nan")))
                       for name, key in self.keys.items()})
         entry.update(
-            sparsity=common.mask_sparsity(self.model),
+            sparsity=self.sparsity(self.model),
             learning_rate=float(self.model.optimizer.learning_rate.numpy()),
             seconds=round(seconds, 2),
             train_images_per_s=round(steps * self.images_per_step / seconds, 1),

@@ -12,6 +12,7 @@ from tf_globalmp import _compat
 from tf_globalmp import configs
 from tf_globalmp import controller
 from tf_globalmp import export
+from tf_globalmp import optim
 from tf_globalmp import prune
 from tf_globalmp import report
 from tf_globalmp import runs
@@ -26,7 +27,8 @@ keras = _compat.keras
 
 
 def factor_ranks(model):
-    """numpy matrix ranks of W1 W2 and U1 U2 (masked weights if wrapped)."""
+    """numpy matrix ranks of W1 W2 and U1 U2 (masked weights if wrapped); None for a
+    product that is not finite (a diverged run)."""
     cell = fastgrnn.cell_of(model)
     wrappers = prune.collect_wrappers(model)
     masks = {id(w): m for wr in wrappers for w, m, _ in wr.pruning_vars}
@@ -35,8 +37,9 @@ def factor_ranks(model):
         m = masks.get(id(v))
         return v.numpy() * (m.numpy() if m is not None else 1.0)
 
-    return [int(np.linalg.matrix_rank(value(a) @ value(b)))
-            for a, b in ((cell.W1, cell.W2), (cell.U1, cell.U2))]
+    products = [value(a) @ value(b) for a, b in ((cell.W1, cell.W2), (cell.U1, cell.U2))]
+    return [int(np.linalg.matrix_rank(p)) if np.all(np.isfinite(p)) else None
+            for p in products]
 
 
 def _pruned_model(config, dense, steps_per_epoch):
@@ -88,12 +91,24 @@ def _tflite_files(stripped, sample, structured_mode):
 def _add_tflite_to_finished(config, workdir, done):
     """A finished run asked again with `export_tflite`: adds the missing files."""
     sample = har.har2_arrays(config.data_dir, config.validation_fraction,
-                             config.seed)["x_test"][:1]
+                             config.validation_seed)["x_test"][:1]
     files = _tflite_files(runs.load_model(workdir), sample, done.get("mode") == "structured")
     for name, write in files.items():
         done.update(write(os.path.join(workdir, name)))
     runs.write_json_atomic(os.path.join(workdir, "metrics.json"), done)
     return done
+
+
+def learning_rate(config, steps_per_epoch):
+    """Adam's learning rate: `config.learning_rate` (constant), or an
+    `optim.WarmupSchedule` of the optimizer step (cosine to 0 over `config.epochs`;
+    step: x `lr_decay_factor` at each of `lr_boundaries` epochs)."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return optim.WarmupSchedule(
+        config.learning_rate, max(config.epochs * steps_per_epoch, 1), config.lr_schedule,
+        boundaries=[b * steps_per_epoch for b in config.lr_boundaries],
+        factor=config.lr_decay_factor)
 
 
 def _build(config, info, steps_per_epoch):
@@ -111,7 +126,8 @@ def _build(config, info, steps_per_epoch):
                 dense_metrics = json.load(f)
         model, rule, target_sparsity = _pruned_model(config, dense, steps_per_epoch)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clipnorm),
+        optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
+                                        global_clipnorm=config.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
         steps_per_execution=config.steps_per_execution,
@@ -126,7 +142,9 @@ def run(config, workdir, verbose=0):
     checkpointed in `workdir`; calling again with the same config continues (a
     finished run is returned as is). Writes the run dir (model.keras, config.json,
     metrics.json incl. per-epoch history, sparsity.json; model.tflite if asked).
-    `verbose` is Keras' progress setting.
+    `verbose` is Keras' progress setting. With `config.validation_fraction` > 0 (a
+    tuning run) the accuracies are those of the held-out training subjects
+    (`*_val_accuracy`) and the test set is not evaluated; else `*_test_accuracy`.
 
     Returns the metrics dict.
     """
@@ -140,33 +158,47 @@ def run(config, workdir, verbose=0):
     steps_per_epoch = info["steps_per_epoch"]
     model, rule, target_sparsity, dense_metrics = _build(config, info, steps_per_epoch)
     os.makedirs(workdir, exist_ok=True)
-    state = runs.RunState(workdir, model, config_dict, configs.common.resumable_fields(config))
+    state = runs.RunState(workdir, model, config_dict, configs.common.resumable_fields(config),
+                           defaults=configs.common.default_values(config))
     done_epochs, history, extra = state.restore()
     if done_epochs:  # continue the data stream exactly where the last epoch ended
         train_ds = har.load(config, initial_epoch=done_epochs)[0]
+    # A tuning run (validation split) measures on the held-out training subjects and
+    # never evaluates the test set; any other run measures on the test set.
+    tuning = config.validation_fraction > 0
+    watched = "val" if tuning else "test"
+
+    def watched_accuracy():
+        if tuning:
+            return float(model.evaluate(info["x_val"], info["y_val"], batch_size=500,
+                                        verbose=0)[1])
+        return common.accuracy(model, test_ds)
+
     if config.mode != "dense" and not done_epochs:
         pruner = controller.GlobalPruner(model, mask_rule=rule)
         result = pruner.prune_to(target_sparsity, step=0)
-        extra = {"one_shot_test_accuracy": common.accuracy(model, test_ds),
+        extra = {f"one_shot_{watched}_accuracy": watched_accuracy(),
                  "layer_kept_after_pruning": list(result.layer_kept),
                  "ranks_after_pruning": factor_ranks(model)}
-        logging.info("One-shot %s pruning: test accuracy %.4f before fine-tuning",
-                     config.mode, extra["one_shot_test_accuracy"])
+        logging.info("One-shot %s pruning: %s accuracy %.4f before fine-tuning",
+                     config.mode, watched, extra[f"one_shot_{watched}_accuracy"])
     callbacks = [epoch_logs.AccuracyLog(state, history, extra, info["x_val"], info["y_val"])]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep(mask_rule=rule))
     if done_epochs < config.epochs:
         model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
-                  steps_per_epoch=steps_per_epoch, validation_data=test_ds,
+                  steps_per_epoch=steps_per_epoch,
+                  validation_data=None if tuning else test_ds,
                   callbacks=callbacks, verbose=verbose)
     history = history[: config.epochs]
-    final = common.accuracy(model, test_ds)
+    final = watched_accuracy()
     layer_kept = (controller.GlobalPruner(model, mask_rule=rule).layer_kept()
                   if config.mode != "dense" else None)
     ranks = factor_ranks(model)
     stripped = prune.strip_pruning(model) if config.mode != "dense" else model
     layer_report = report.sparsity_report(stripped)
-    best = max(history, key=lambda h: h["test_accuracy"]) if history else None
+    key = f"{watched}_accuracy"
+    best = max(history, key=lambda h: h[key]) if history else None
     metrics = {
         "data": info["name"],
         "mode": config.mode,
@@ -175,15 +207,18 @@ def run(config, workdir, verbose=0):
         "completed": True,
         "epochs_done": len(history),
         "epochs_target": config.epochs,
-        "best_test_accuracy": best["test_accuracy"] if best else final,
+        f"best_{key}": best[key] if best else final,
         "best_epoch": best["epoch"] if best else 0,
-        "final_test_accuracy": final,
+        f"final_{key}": final,
         "learning_rate": config.learning_rate,
+        "lr_schedule": config.lr_schedule,
+        "lr_boundaries": list(config.lr_boundaries),
         "paper_learning_rate": config.paper_learning_rate,
         "learning_rate_note": config.learning_rate_note,
         "batch_size": config.batch_size,
         "clipnorm": config.clipnorm,
         "ranks": ranks,
+        "diverged": not all(np.all(np.isfinite(w)) for w in model.get_weights()),
         "target_ranks": list(config.ranks) if config.mode == "structured" else None,
         "target_sparsity": target_sparsity,
         "achieved_sparsity": layer_report.total.sparsity,
@@ -192,22 +227,22 @@ def run(config, workdir, verbose=0):
         "model_parameters": int(stripped.count_params()),
         "masks_fixed_during_finetune": (layer_kept == extra.get("layer_kept_after_pruning")
                                         if layer_kept is not None else None),
-        "one_shot_test_accuracy": extra.get("one_shot_test_accuracy"),
-        "dense_best_test_accuracy": dense_metrics.get("best_test_accuracy"),
-        "dense_final_test_accuracy": dense_metrics.get("final_test_accuracy"),
+        f"one_shot_{key}": extra.get(f"one_shot_{key}"),
+        f"dense_best_{key}": dense_metrics.get(f"best_{key}"),
+        f"dense_final_{key}": dense_metrics.get(f"final_{key}"),
         "seconds_per_epoch": common.median_after_first(history, "seconds", 3),
         "wall_time_s_this_attempt": round(time.time() - start, 2),
         "history": history,
     }
-    if len(info["y_val"]):
-        metrics["final_val_accuracy"] = float(
-            model.evaluate(info["x_val"], info["y_val"], batch_size=500, verbose=0)[1])
+    if tuning:
+        metrics["validation_subjects"] = info["validation_subjects"]
+        metrics["validation_examples"] = info["validation_examples"]
     files = (_tflite_files(stripped, info["x_test_sample"][:1], config.mode == "structured")
              if config.export_tflite else {})
     metrics = runs.write_run_dir(
         workdir, stripped, config_dict, metrics, layer_report.to_dict(), extra_files=files,
         plot_title=(f"FastGRNN {config.mode}, HAR-2 ({config.budget})"
                     if config.mode != "dense" else None))
-    logging.info("HAR-2 %s: best test %.4f (epoch %s), final %.4f, ranks %s",
-                 config.mode, metrics["best_test_accuracy"], metrics["best_epoch"], final, ranks)
+    logging.info("HAR-2 %s: best %s %.4f (epoch %s), final %.4f, ranks %s", config.mode,
+                 key, metrics[f"best_{key}"], metrics["best_epoch"], final, ranks)
     return metrics

@@ -19,6 +19,7 @@ from tf_globalmp import runs
 from tf_globalmp import schedules
 from tf_globalmp.data import imagenet as imagenet_data
 from tf_globalmp.models import imagenet as imagenet_models
+from tf_globalmp.tasks import channel_pruning
 from tf_globalmp.tasks import common
 from tf_globalmp.tasks import epoch_logs
 
@@ -36,7 +37,10 @@ def build_model(config, info, steps_per_epoch):
                                       pretrained=config.pretrained)
         if config.precision != "float32":
             model = common.float32_logits(model)
-        if config.mode != "dense":  # wrappers share the policy (tfmot calls layer.call)
+        if channel_pruning.enabled(config):
+            model = channel_pruning.wrap(
+                model, config, common.pruning_schedule(config, steps_per_epoch), "global")
+        elif config.mode != "dense":  # wrappers share the policy (tfmot calls layer.call)
             model = prune.prune_low_magnitude_global(
                 model, common.pruning_schedule(config, steps_per_epoch),
                 min_weights=config.min_weights,
@@ -119,7 +123,8 @@ def _train(model, config, data, state, history, extra, in_epoch, done_epochs):
     callbacks = [epoch_logs.EpochLog(
         state, history, extra, config.batch_size, steps,
         {"train_top1": "top1", "test_top1": "val_top1", "test_top5": "val_top5"},
-        every_steps=config.checkpoint_every_steps)]
+        every_steps=config.checkpoint_every_steps,
+        **channel_pruning.epoch_log_options(model, config))]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
     if in_epoch:
@@ -152,6 +157,8 @@ def run(config, workdir):
     strategy = common.make_strategy(config.distribution)
     chief = common.is_chief(strategy)
     train_ds, test_ds, info = imagenet_data.load(config, strategy)
+    config = channel_pruning.resolve(config, lambda: imagenet_models.build(
+        config.model, info["num_classes"], info["input_shape"], pretrained=config.pretrained))
     steps = info["steps_per_epoch"]
     eval_steps = config.eval_steps or None
     with strategy.scope():
@@ -159,7 +166,8 @@ def run(config, workdir):
         compile_model(model, config, steps)
     out_dir = workdir if chief else tempfile.mkdtemp(prefix="imagenet_worker_")
     os.makedirs(out_dir, exist_ok=True)
-    state = runs.RunState(out_dir, model, config_dict, configs.common.resumable_fields(config))
+    state = runs.RunState(out_dir, model, config_dict, configs.common.resumable_fields(config),
+                           defaults=configs.common.default_values(config))
     done_epochs, history, extra = state.restore()
     # Steps already trained in the interrupted epoch (a step-interval checkpoint).
     in_epoch = state.step - done_epochs * steps if state.step else 0
@@ -178,6 +186,10 @@ def run(config, workdir):
                                                                 224, plain)
     flops_report = flops.flops_report(at_224)
     target = config.sparsity if pruned else 0.0
+    channel_metrics, channel_files = {}, {}
+    if channel_pruning.enabled(config):  # sparsity in channel groups; the shrunk model
+        target = channel_pruning.target_sparsity(model, config)
+        _, channel_metrics, channel_files = channel_pruning.finish(model, plain)
     best = common.best_at_target(history, target, "test_top1")
     metrics = {
         **common.metrics_head(config, info, history),
@@ -204,11 +216,13 @@ def run(config, workdir):
             if "layer_kept_after_pruning" in extra else None),
         "train_images_per_s": common.median_after_first(history, "train_images_per_s", 1),
         "precision": config.precision,
+        **channel_metrics,
         "wall_time_s_this_attempt": round(time.time() - start, 2),
         "history": history,
     }
     if chief:
-        files = {"flops.json": lambda path: runs.write_json_atomic(path, flops_report.to_dict())}
+        files = {"flops.json": lambda path: runs.write_json_atomic(path, flops_report.to_dict()),
+                 **channel_files}
         if history:
             files["history.png"] = lambda path: plot_history(
                 path, history, f"{config.model} {config.mode} ({config.budget})")

@@ -1,0 +1,267 @@
+"""Global channel pruning on CIFAR-10: accuracy, size, FLOPs and LiteRT latency of the
+shrunk models vs the dense model, a uniform channel baseline and unstructured Global MP.
+
+    python benchmarks/channels.py --data_dir /work/shared/data/cifar10-jpeg.tar.gz \
+        --workdir runs/channels --out BENCHMARKS.md
+
+For each model (the committed dense runs `saved_models/cifar10_<model>_dense_cpu`;
+MobileNet-V2's model file is not committed: its preset `cpu_mobilenet_v2_dense_20k`
+is trained into `--workdir` first, about 20 minutes) and
+each FLOPs budget (fraction of the kernel multiply-adds removed):
+
+1. *global channel* (score mean |w|, `--scores` adds l1/l2 rows): the channel-group
+   sparsity whose global selection on the dense weights first removes the budget
+   (config `flops_target`: `channels.rule.sparsity_for_flops`), one-shot, then
+   fine-tuned;
+2. *uniform L1*: every layer removes the same fraction of its channels, lowest L1
+   norm first, the fraction that first removes the same FLOPs, fine-tuned alike;
+3. *unstructured Global MP* at the kernel-weight count of row 1 (same parameters),
+   fine-tuned alike (its FLOPs are only saved on paper: LiteRT runs it dense).
+
+All rows fine-tune with the model's reduced one-shot recipe (the channel rows are the
+presets `cpu_resnet20_{channel,uniform_l1_}{30,50}` and
+`cpu_mobilenet_v2_{channel,uniform_l1_}{30,50}_20k`, the recipe of
+`cpu_resnet20_gmp90` / `cpu_mobilenet_v2_gmp98_20k`, which the unstructured rows use
+with the sparsity of their channel row; `--epochs`, `--max_train_examples` change
+the budget), each a resumable run directory under `--workdir`. One-shot accuracies
+before fine-tuning are reported for every score (mean, l1, l2, uniform). Then every
+model is exported as float32 `.tflite` (the channel rows: the `shrink`-ed model;
+unstructured: sparse encoding) and all files of a model are timed in the LiteRT
+interpreter with XNNPACK, 1 thread, batch 1, interleaved (`benchmarks/latency.py`).
+
+Quick check of the script (minutes; tiny data, accuracies meaningless):
+
+    python benchmarks/channels.py --data_dir tests/testdata/cifar10_tiny \
+        --workdir /tmp/channels_check --epochs 1 --max_train_examples 50 --repeats 3 \
+        --models resnet20 --flops_targets 0.3
+"""
+
+import tf_globalmp  # noqa: F401  (selects tf-keras first)
+
+import json
+import os
+import platform
+import time
+
+from absl import app
+from absl import flags
+
+from tf_globalmp import configs
+from tf_globalmp import controller
+from tf_globalmp import export
+from tf_globalmp import flops
+from tf_globalmp import runs
+from tf_globalmp.channels import select
+from tf_globalmp.data import cifar10 as cifar10_data
+from tf_globalmp.tasks import channel_pruning
+from tf_globalmp.tasks import cifar10 as cifar10_task
+from tf_globalmp.tasks import common
+
+import latency  # benchmarks/latency.py, beside this script
+import sections  # benchmarks/sections.py
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DENSE = {"resnet20": "saved_models/cifar10_resnet20_dense_cpu",
+         "mobilenet_v2": "saved_models/cifar10_mobilenet_v2_dense_cpu"}
+# The preset that remakes each dense run (its model.keras is not committed for every
+# model: MobileNet-V2's is remade under --workdir when missing).
+DENSE_PRESET = {"resnet20": "cpu_resnet20_dense", "mobilenet_v2": "cpu_mobilenet_v2_dense_20k"}
+FINETUNE_PRESET = {"resnet20": "cpu_resnet20_gmp90", "mobilenet_v2": "cpu_mobilenet_v2_gmp98_20k"}
+# The CIFAR-10 presets of the channel rows, by row kind, at a FLOPs budget in percent.
+CHANNEL_PRESET = {"resnet20": "cpu_resnet20_{kind}{tag}",
+                  "mobilenet_v2": "cpu_mobilenet_v2_{kind}{tag}_20k"}
+HEADING = "## Global channel pruning: smaller and faster models (CIFAR-10)"
+
+_MODELS = flags.DEFINE_list("models", ["resnet20", "mobilenet_v2"], "Models (see DENSE).")
+_TARGETS = flags.DEFINE_list("flops_targets", ["0.3", "0.5"],
+                             "Fractions of kernel FLOPs removed.")
+_SCORES = flags.DEFINE_list("scores", ["mean"], "Global channel scores fine-tuned (mean, "
+                            "l1, l2); all three are compared one-shot.")
+_DATA = flags.DEFINE_string("data_dir", "/work/shared/data/cifar10-jpeg.tar.gz",
+                            "CIFAR-10 image folder or .tar.gz.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/channels", "Run directories and files.")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Fine-tuning epochs (default: the preset's).")
+_MAX_TRAIN = flags.DEFINE_integer("max_train_examples", None,
+                                  "Training subset (default: the preset's).")
+_MIN_CHANNELS = flags.DEFINE_integer("min_channels", 1, "Channels every layer keeps.")
+_REPEATS = flags.DEFINE_integer("repeats", 50, "Timed invocations per file (interleaved).")
+_THREADS = flags.DEFINE_integer("threads", 1, "TensorFlow threads for training.")
+_OUT = flags.DEFINE_string("out", None, "Write the Markdown section into this file.")
+
+
+def dense_dir(model):
+    """The committed dense run of `model` if it holds its model, else the same preset
+    trained (resumable) into --workdir/<model>/dense."""
+    committed = os.path.join(ROOT, DENSE[model])
+    if os.path.exists(os.path.join(committed, "model.keras")):
+        return committed
+    workdir = os.path.join(_WORKDIR.value, model, "dense")
+    print(f"{committed} has no model.keras: training {DENSE_PRESET[model]} into {workdir}",
+          flush=True)
+    cifar10_task.run(configs.cifar10_config(
+        DENSE_PRESET[model], data_dir=_DATA.value, threads=_THREADS.value, verbose=2,
+        max_train_examples=_MAX_TRAIN.value), workdir)
+    return workdir
+
+
+def _config(model, preset=None, **overrides):
+    values = dict(pretrained=dense_dir(model), data_dir=_DATA.value,
+                  threads=_THREADS.value, verbose=2, epochs=_EPOCHS.value,
+                  max_train_examples=_MAX_TRAIN.value, min_channels=_MIN_CHANNELS.value)
+    values.update(overrides)
+    return configs.cifar10_config(preset or FINETUNE_PRESET[model], **values)
+
+
+def _channel_preset(model, kind, target):
+    """The preset of a channel row ("channel" or "uniform_l1_") at a FLOPs budget, or
+    None for a budget without one (the one-shot recipe + flops_target then)."""
+    name = CHANNEL_PRESET[model].format(kind=kind, tag=int(round(100 * target)))
+    return name if name in configs.CIFAR10_PRESETS and \
+        configs.CIFAR10_PRESETS[name].get("flops_target") == target else None
+
+
+def _one_shot_accuracy(model, target, distribution, score):
+    """Test accuracy right after one-shot channel pruning to `target` (no fine-tuning)."""
+    config = channel_pruning.resolve(
+        _config(model, granularity="channel", channel_score=score, flops_target=target,
+                layer_distribution=distribution),
+        lambda: runs.load_model(dense_dir(model)))
+    _, test_ds, info = cifar10_data.load(config)
+    net = cifar10_task.build_model(config, info, info["steps_per_epoch"])
+    cifar10_task.compile_model(net, config, info["steps_per_epoch"])
+    controller.GlobalPruner(net).prune_to(config.sparsity, step=0)
+    return common.accuracy(net, test_ds)
+
+
+def _export(keras_model, path, sparse):
+    if not os.path.exists(path):
+        export.export_tflite(common.float32_copy(keras_model), path, sparse=sparse)
+    return os.path.getsize(path)
+
+
+def _model_rows(model, targets):
+    base = os.path.join(_WORKDIR.value, model)
+    dense = runs.load_model(dense_dir(model))
+    with open(os.path.join(dense_dir(model), "metrics.json")) as f:
+        dense_metrics = json.load(f)
+    dense_flops = flops.flops_report(dense).dense
+    rows = [dict(model=model, row="dense", target=0.0, unit="", sparsity=0.0,
+                 accuracy=dense_metrics["best_test_accuracy"], one_shot=None,
+                 params=int(dense.count_params()), flops=dense_flops,
+                 tflite=_export(dense, os.path.join(base, "dense.tflite"), False),
+                 path=os.path.join(base, "dense.tflite"))]
+    one_shot = {}
+    for target in targets:
+        tag = int(round(100 * target))
+        for key in [("global", s) for s in select.SCORES] + [("uniform", "l1")]:
+            one_shot[key, target] = _one_shot_accuracy(model, target, *key)
+        runs_here = [(f"channel_{s}", "channel", dict(channel_score=s), ("global", s))
+                     for s in _SCORES.value]
+        runs_here.append(("uniform_l1", "uniform_l1_", dict(
+            channel_score="l1", layer_distribution="uniform"), ("uniform", "l1")))
+        for name, kind, overrides, key in runs_here:
+            workdir = os.path.join(base, f"{name}_{tag}")
+            m = cifar10_task.run(_config(model, _channel_preset(model, kind, target),
+                                         granularity="channel", flops_target=target,
+                                         **overrides), workdir)
+            tflite = os.path.join(workdir, "shrunk.tflite")
+            shrunk = runs.load_model(os.path.join(workdir, "model_shrunk.keras"))
+            rows.append(dict(model=model, row=name, target=target, unit="groups",
+                             sparsity=m["channel_sparsity"], accuracy=m["best_test_accuracy"],
+                             one_shot=one_shot[key, target], params=m["shrunk_parameters"],
+                             flops=m["shrunk_flops"], tflite=_export(shrunk, tflite, False),
+                             path=tflite, kernel_weights_removed=m["kernel_weights_removed"],
+                             channels_removed=m["channels_removed"]))
+        # Unstructured Global MP at the kernel-weight count of the first channel row.
+        with open(os.path.join(base, f"channel_{_SCORES.value[0]}_{tag}", "metrics.json")) as f:
+            weight_sparsity = round(json.load(f)["achieved_sparsity"], 6)
+        workdir = os.path.join(base, f"unstructured_{tag}")
+        m = cifar10_task.run(_config(model, sparsity=weight_sparsity), workdir)
+        tflite = os.path.join(workdir, "sparse.tflite")
+        masked = runs.load_model(os.path.join(workdir, "model.keras"))
+        nonzero = m["model_parameters"] - m["prunable_weights"] + m["nonzero_prunable_weights"]
+        rows.append(dict(model=model, row="unstructured", target=target, unit="weights",
+                         sparsity=weight_sparsity, accuracy=m["best_test_accuracy"],
+                         one_shot=m["one_shot_test_accuracy"], params=nonzero,
+                         flops=m["sparse_flops"], tflite=_export(masked, tflite, True),
+                         path=tflite))
+    ms = latency.interleaved_ms([r["path"] for r in rows], _REPEATS.value)
+    for r in rows:
+        r["ms"] = ms[r["path"]]
+        r["flops_ratio"] = r["flops"] / dense_flops
+        r["ms_ratio"] = None if r["ms"] is None or rows[0]["ms"] is None else \
+            r["ms"] / rows[0]["ms"]
+    return rows, {f"{k[0]}_{k[1]}@{t}": v for (k, t), v in one_shot.items()}
+
+
+def _pct(value):
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _table(rows):
+    lines = ["| model | row | FLOPs budget % | sparsity (unit) | top-1 % fine-tuned | top-1 % "
+             "one-shot | parameters | MFLOPs | FLOPs ratio | .tflite KB | XNNPACK ms | "
+             "latency ratio | latency / FLOPs ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ms = "" if r["ms"] is None else f"{r['ms']:.2f}"
+        ms_ratio = "" if r["ms_ratio"] is None else f"{r['ms_ratio']:.3f}"
+        over = "" if r["ms_ratio"] is None else f"{r['ms_ratio'] / r['flops_ratio']:.2f}"
+        lines.append(
+            f"| {r['model']} | {r['row']} | {_pct(r['target'])} | "
+            f"{r['sparsity']:.4f} {r['unit']} | {_pct(r['accuracy'])} | {_pct(r['one_shot'])} "
+            f"| {r['params']:,} | {r['flops'] / 1e6:.2f} | {r['flops_ratio']:.3f} | "
+            f"{r['tflite'] / 1024:.0f} | {ms} | {ms_ratio} | {over} |")
+    return lines
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+
+    start = time.time()
+    targets = [float(t) for t in _TARGETS.value]
+    all_rows, one_shot = [], {}
+    for model in _MODELS.value:
+        rows, shots = _model_rows(model, targets)
+        all_rows += rows
+        one_shot[model] = shots
+        print("\n".join(_table(rows)), flush=True)
+    os.makedirs(_WORKDIR.value, exist_ok=True)
+    with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
+        json.dump({"rows": all_rows, "one_shot": one_shot}, f, indent=2)
+    budget = ", ".join(f"{m}: preset {FINETUNE_PRESET[m]}" for m in _MODELS.value)
+    text = [
+        HEADING, "",
+        f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}); "
+        f"TensorFlow {tf.__version__}. Reduced budget: one-shot from the dense models ("
+        + ", ".join(os.path.relpath(dense_dir(m), ROOT) for m in _MODELS.value)
+        + f"), fine-tuning as {budget}"
+        + (f", {_EPOCHS.value} epoch(s)" if _EPOCHS.value else "")
+        + (f" on {_MAX_TRAIN.value} training images" if _MAX_TRAIN.value else "")
+        + f"; min_channels {_MIN_CHANNELS.value}. Latency: LiteRT, XNNPACK, 1 thread, batch "
+        f"1, median of {_REPEATS.value} interleaved invocations per file. "
+        f"Total run {time.time() - start:.0f} s.", "",
+        "Command: `python benchmarks/channels.py --data_dir <cifar10-jpeg.tar.gz> --models "
+        f"{','.join(_MODELS.value)} --flops_targets {','.join(_TARGETS.value)} --scores "
+        f"{','.join(_SCORES.value)} --repeats {_REPEATS.value}"
+        + (f" --epochs {_EPOCHS.value}" if _EPOCHS.value else "")
+        + (f" --max_train_examples {_MAX_TRAIN.value}" if _MAX_TRAIN.value else "")
+        + " --out BENCHMARKS.md`", "",
+        "FLOPs: kernel multiply-adds of the model as it runs (`flops.py`: the shrunk model "
+        "for channel rows, the nonzero weights for unstructured rows, which LiteRT "
+        "still runs dense). Sparsity unit: channel groups removed (channel rows), kernel "
+        "weights removed (unstructured). Parameters: the shrunk model's (channel), the "
+        "nonzero ones (unstructured).", "",
+    ] + _table(all_rows) + ["", "One-shot top-1 (before fine-tuning) by score:", "",
+                           "| model | " + " | ".join(sorted(next(iter(one_shot.values())))) + " |",
+                           "|---|" + "---|" * len(next(iter(one_shot.values())))]
+    for model, shots in one_shot.items():
+        text.append(f"| {model} | " + " | ".join(_pct(shots[k]) for k in sorted(shots)) + " |")
+    if _OUT.value:
+        sections.write_section(_OUT.value, HEADING, "\n".join(text) + "\n")
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,52 @@
+"""LiteRT latency of .tflite files: 1 thread, batch as in the file, interleaved.
+
+`interleaved_ms(paths, repeats)` times every file round-robin in one process (one
+invocation of each file per round, after 3 warm-up invocations), so a machine whose
+load changes during the measurement slows all files alike; it returns the median
+milliseconds per file. XNNPACK (LiteRT's default delegate) unless `builtin`.
+"""
+
+import statistics
+import time
+
+import numpy as np
+
+
+def runner(path, builtin=False, threads=1):
+    """A zero-argument callable timing one invocation of `path` (ms), or None if the
+    interpreter cannot prepare the file."""
+    from ai_edge_litert import interpreter as litert
+
+    kwargs = {"num_threads": threads}
+    if builtin:
+        kwargs["experimental_op_resolver_type"] = (
+            litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = litert.Interpreter(model_path=path, **kwargs)
+    try:
+        interp.allocate_tensors()
+    except RuntimeError:
+        return None
+    for detail in interp.get_input_details():
+        x = np.random.default_rng(0).uniform(-1, 1, detail["shape"]).astype(detail["dtype"])
+        interp.set_tensor(detail["index"], x)
+
+    def run():
+        start = time.perf_counter()
+        interp.invoke()
+        return 1e3 * (time.perf_counter() - start)
+
+    return run
+
+
+def interleaved_ms(paths, repeats, builtin=False, threads=1):
+    """{path: median ms} over `repeats` round-robin rounds (None: not runnable)."""
+    runners = {path: runner(path, builtin, threads) for path in paths}
+    live = {p: r for p, r in runners.items() if r is not None}
+    for run in live.values():
+        for _ in range(3):
+            run()
+    times = {p: [] for p in live}
+    for _ in range(repeats):
+        for path, run in live.items():
+            times[path].append(run())
+    return {p: (statistics.median(times[p]) if p in live else None) for p in paths}

@@ -1,0 +1,54 @@
+"""The channel-pruning field group, shared by the CIFAR-10 and ImageNet configs."""
+
+import dataclasses
+
+from tf_globalmp.configs import common
+from tf_globalmp.configs.common import field
+
+GRANULARITIES = ("weight", "channel")
+CHANNEL_SCORES = ("mean", "l1", "l2")  # tf_globalmp.channels.select.SCORES
+CHANNEL_DISTRIBUTIONS = ("global", "uniform")  # tf_globalmp.channels.rule.DISTRIBUTIONS
+
+
+@dataclasses.dataclass
+class ChannelPruning:
+    """Global channel pruning (`prune_low_magnitude_global(granularity="channel")`):
+    `sparsity` is then the fraction of channel groups removed, `min_channels` the
+    per-layer minimum, and the run also writes the physically smaller model
+    (`tf_globalmp.shrink`) as model_shrunk.keras (and exports it with export_tflite).
+    Needs the Pruning group's fields."""
+
+    granularity: str = field("weight", "weight: Global MP of single weights; channel: whole "
+                             "channel groups (sparsity = fraction of groups removed).",
+                             choices=GRANULARITIES)
+    min_channels: int = field(1, "Channel granularity: output channels every layer keeps.")
+    channel_score: str = field("mean", "Channel granularity: group score (mean |w|, l1, l2).",
+                               choices=CHANNEL_SCORES)
+    # One-shot: the sparsity is set from the pretrained weights so that at least this
+    # fraction of the kernel multiply-adds (tf_globalmp.flops) is removed; `sparsity`
+    # is then ignored (metrics.json gives the sparsity used).
+    flops_target: float | None = field(
+        None, "Channel granularity, one_shot: remove at least this fraction of the FLOPs "
+        "(sets sparsity from the pretrained weights).")
+
+    def check_channel_pruning(self, distribution):
+        """Checks the fields against the run's layer distribution (global/uniform/...)."""
+        common.check_ints(self, {"min_channels": 0})
+        if self.granularity != "channel":
+            if self.flops_target is not None:
+                raise ValueError("flops_target needs granularity 'channel', got "
+                                 f"granularity={self.granularity!r}")
+            return
+        if distribution not in CHANNEL_DISTRIBUTIONS:
+            raise ValueError(f"granularity 'channel' takes a layer distribution in "
+                             f"{CHANNEL_DISTRIBUTIONS}, got {distribution!r}")
+        if self.flops_target is not None:
+            if not 0.0 < self.flops_target < 1.0:
+                raise ValueError(f"flops_target must be in (0, 1), got {self.flops_target}")
+            if self.mode != "one_shot":
+                raise ValueError("flops_target sets the sparsity from a pretrained model: "
+                                 f"mode must be 'one_shot', got {self.mode!r}")
+        if self.min_weights or self.min_weights_fraction:
+            raise ValueError("granularity 'channel' takes min_channels, not min_weights: got "
+                             f"min_weights={self.min_weights}, "
+                             f"min_weights_fraction={self.min_weights_fraction}")
