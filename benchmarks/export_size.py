@@ -19,7 +19,6 @@ import tf_globalmp  # noqa: F401  (selects tf-keras first)
 
 import os
 import platform
-import statistics
 import time
 
 from absl import app
@@ -35,6 +34,7 @@ from tf_globalmp import registry
 from tf_globalmp import schedules
 from tf_globalmp.models import resnet_cifar
 
+import latency  # benchmarks/latency.py, beside this script
 import sections  # benchmarks/sections.py, beside this script
 
 keras = _compat.keras
@@ -112,49 +112,15 @@ def _metadata_of(path):
         return flatbuffer.metadata_bytes(f.read())
 
 
-def _runner(path, builtin):
-    from ai_edge_litert import interpreter as litert
-
-    kwargs = {"num_threads": 1}
-    if builtin:
-        kwargs["experimental_op_resolver_type"] = (
-            litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp = litert.Interpreter(model_path=path, **kwargs)
-    try:
-        interp.allocate_tensors()
-    except RuntimeError:
-        return None  # XNNPACK rejects the file (int8 weights behind Densify)
-    detail = interp.get_input_details()[0]
-    x = np.random.default_rng(0).uniform(-1, 1, detail["shape"]).astype(detail["dtype"])
-    interp.set_tensor(detail["index"], x)
-
-    def run():
-        start = time.perf_counter()
-        interp.invoke()
-        return 1e3 * (time.perf_counter() - start)
-
-    return run
-
-
 def _latencies(paths, repeats):
-    """{(path, builtin): median ms}, all runners interleaved round-robin."""
-    runners = {}
-    for path in paths:
-        for builtin in (False, True):
-            run = _runner(path, builtin)
-            if run is not None:
-                for _ in range(3):
-                    run()  # warm-up
-                runners[(path, builtin)] = run
-    times = {key: [] for key in runners}
-    for _ in range(repeats):
-        for key, run in runners.items():
-            times[key].append(run())
-    return {key: statistics.median(t) for key, t in times.items()}
+    """{(path, builtin): median ms (None: the interpreter rejects the file, e.g. XNNPACK
+    and int8 weights behind Densify)}, all runners interleaved round-robin."""
+    return latency.interleaved({(path, builtin): latency.runner(path, builtin)
+                                for path in paths for builtin in (False, True)}, repeats)
 
 
-def _ms(latency, path, builtin):
-    value = latency.get((path, builtin))
+def _ms(latencies, path, builtin):
+    value = latencies.get((path, builtin))
     return "n/a" if value is None else f"{value:.1f}"
 
 
@@ -172,7 +138,7 @@ def _model_section(name, sparsities, repeats):
         rows.append((sparsity, dense, sparse, dynamic))
         paths += [dense.path, sparse.path, dynamic.path]
         keras.backend.clear_session()
-    latency = _latencies(paths, repeats)
+    latencies = _latencies(paths, repeats)
     lines = [
         f"### {_TITLES[name]}",
         "",
@@ -193,7 +159,7 @@ def _model_section(name, sparsities, repeats):
                 f"| {r.converted_bytes:,} ({r.converted_bytes / dense.bytes:.3f}x) "
                 f"| {r.gzip_bytes:,} | {r.gzip_bytes / dense.gzip_bytes:.3f}x "
                 f"| {quant:,} + {names:,} | {r.sparse_tensors} | {r.max_rel_diff:.1e} "
-                f"| {_ms(latency, r.path, False)} | {_ms(latency, r.path, True)} |"
+                f"| {_ms(latencies, r.path, False)} | {_ms(latencies, r.path, True)} |"
             )
     return lines, rows
 

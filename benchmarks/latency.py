@@ -4,6 +4,8 @@
 invocation of each file per round, after 3 warm-up invocations), so a machine whose
 load changes during the measurement slows all files alike; it returns the median
 milliseconds per file. XNNPACK (LiteRT's default delegate) unless `builtin`.
+`interleaved({key: runner(...)}, repeats)` does the same for any mix of files and
+interpreter settings.
 """
 
 import statistics
@@ -38,15 +40,20 @@ def runner(path, builtin=False, threads=1):
     return run
 
 
-def interleaved_ms(paths, repeats, builtin=False, threads=1):
-    """{path: median ms} over `repeats` round-robin rounds (None: not runnable)."""
-    runners = {path: runner(path, builtin, threads) for path in paths}
-    live = {p: r for p, r in runners.items() if r is not None}
+def interleaved(runners, repeats):
+    """{key: median ms} of `runners` ({key: `runner(...)`, None if not runnable: its
+    value is None}) over `repeats` round-robin rounds after 3 warm-up invocations."""
+    live = {k: r for k, r in runners.items() if r is not None}
     for run in live.values():
         for _ in range(3):
             run()
-    times = {p: [] for p in live}
+    times = {k: [] for k in live}
     for _ in range(repeats):
-        for path, run in live.items():
-            times[path].append(run())
-    return {p: (statistics.median(times[p]) if p in live else None) for p in paths}
+        for key, run in live.items():
+            times[key].append(run())
+    return {k: (statistics.median(times[k]) if k in live else None) for k in runners}
+
+
+def interleaved_ms(paths, repeats, builtin=False, threads=1):
+    """{path: median ms} over `repeats` round-robin rounds (None: not runnable)."""
+    return interleaved({path: runner(path, builtin, threads) for path in paths}, repeats)

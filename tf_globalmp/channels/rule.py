@@ -216,15 +216,15 @@ def prune_channels(model, pruning_schedule, min_channels=1, channel_score="mean"
     wrapping = prune._Wrapping(pruning_schedule, _units(graph), frozenset())  # noqa: SLF001
     with model.distribute_strategy.scope():
         wrapped = wrapping(model)
-    labels = {id(pw.weight): pw.label
-              for pw in weights_lib.of_wrappers(prune.collect_wrappers(wrapped))}
+    wrappers = prune.collect_wrappers(wrapped)
+    labels = {id(pw.weight): pw.label for pw in weights_lib.of_wrappers(wrappers)}
     rule = ChannelMaskRule(graph, labels, min_channels, channel_score, distribution)
-    rule.attach(prune.collect_wrappers(wrapped))
+    rule.attach(wrappers)
     logging.info(
         "Channel pruning of %r: %d channel groups over %d producer channels (%d layers), "
         "%d weights wrapped in %d layers", model.name, graph.n_groups,
         sum(int(np.sum(g >= 0)) for g in graph.producer_groups()), len(graph.layer_groups),
-        len(labels), len(prune.collect_wrappers(wrapped)))
+        len(labels), len(wrappers))
     setattr(wrapped, prune.OPTIONS_ATTR, driver.PruningOptions(mask_rule=rule))
     guards.install(wrapped)  # fit needs UpdateGlobalPruningStep
     object.__setattr__(wrapped, "save", types.MethodType(_refuse_save, wrapped))

@@ -23,6 +23,7 @@ from absl import logging
 from tf_globalmp import _compat
 from tf_globalmp import guards
 from tf_globalmp.channels import graph as graph_lib
+from tf_globalmp.channels import layer_rules
 from tf_globalmp.channels import layers as channel_layers
 from tf_globalmp.channels import select
 
@@ -105,7 +106,7 @@ class _Rebuild:
         config = layer.get_config()
         out = tf.nest.flatten(node.outputs)[0]
         width = len(self.kept(out)) if id(out) in self.graph.tensor_groups else None
-        kind = graph_lib.kind_of(layer)
+        kind = layer_rules.kind_of(layer)
         if kind in ("conv", "separable"):
             config["filters"] = width
         elif kind == "dense":
