@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# HAR-2 FastGRNN, the tuned recipe (presets tuned_<row>_s<seed>: the paper's epochs, batch
-# sizes and optimizer family, the Adam LR and decay of benchmarks/har2_lr_search.sh) over
-# 3 seeds: per seed the dense model, then its three rank fine-tunes (9, 8), (9, 7), (8, 7)
-# from it. 12 runs, one at a time, one thread, niced (~20-25 min each here).
+# HAR-2 FastGRNN, the tuned recipe (presets tuned_<row>_s<seed>: the paper's batch sizes
+# and optimizer family, the Adam LR, decay and epochs chosen by
+# benchmarks/har2_lr_search.sh: dense 60, fine-tunes 30 epochs) over 3 seeds: per seed the dense model, then its three rank fine-tunes (9, 8), (9, 7), (8, 7)
+# from it. 12 runs, one at a time, one thread, niced (dense ~2-4 min, fine-tunes ~1-3 min
+# each here).
 #
 # A resumable queue: run dirs and logs live outside the work tree ($RUNS/<name>,
 # $RUNS/<name>.log; each run checkpoints every epoch and continues where it stopped), a

@@ -441,6 +441,8 @@ _COMMITTED_PRESETS = {
     "resnet20_dense": "cpu_resnet20_dense", "resnet20_gmp90": "cpu_resnet20_gmp90",
     "resnet32_gmp90_global_1ep": "cpu_resnet32_gmp90_1ep",
     "resnet32_gmp95_global_1ep": "cpu_resnet32_gmp95_1ep",
+    "resnet32_gmp90_global": "cpu_resnet32_gmp90",
+    "resnet32_gmp95_global": "cpu_resnet32_gmp95",
     "resnet20_gradual90": "cpu_resnet20_gradual90_20k",
     "mobilenet_v2_dense": "cpu_mobilenet_v2_dense_20k",
     "mobilenet_v2_gmp98": "cpu_mobilenet_v2_gmp98_20k",
