@@ -2,21 +2,24 @@
 shrunk models vs the dense model, a uniform channel baseline and unstructured Global MP.
 
     python benchmarks/channels.py --data_dir /work/shared/data/cifar10-jpeg.tar.gz \
-        --workdir runs/channels --out BENCHMARKS.md
+        --workdir runs/channels --out BENCHMARKS.md --readme README.md \
+        --pause_pids <pids of background training, stopped while timing>
 
 For each model (the committed dense runs `saved_models/cifar10_<model>_dense_cpu`;
 MobileNet-V2's model file is not committed: its preset `cpu_mobilenet_v2_dense_20k`
 is trained into `--workdir` first, about 20 minutes) and
 each FLOPs budget (fraction of the kernel multiply-adds removed):
 
-1. *global channel* (score mean |w|, `--scores` adds l1/l2 rows): the channel-group
-   sparsity whose global selection on the dense weights first removes the budget
-   (config `flops_target`: `channels.rule.sparsity_for_flops`), one-shot, then
-   fine-tuned;
+1. *global channel*, one row per score of `--scores` (default: "relative", the
+   library's default score, and "mean", mean |w|; see `channels.select`): the
+   channel-group sparsity whose global selection on the dense weights first removes
+   the budget (config `flops_target`: `channels.rule.sparsity_for_flops`), one-shot,
+   then fine-tuned;
 2. *uniform L1*: every layer removes the same fraction of its channels, lowest L1
    norm first, the fraction that first removes the same FLOPs, fine-tuned alike;
-3. *unstructured Global MP* at the kernel-weight count of row 1 (same parameters),
-   fine-tuned alike (its FLOPs are only saved on paper: LiteRT runs it dense).
+3. *unstructured Global MP* at the kernel-weight count of the first score's row (same
+   parameters), fine-tuned alike (its FLOPs are only saved on paper: LiteRT runs it
+   dense).
 
 All rows fine-tune with the model's reduced one-shot recipe (the channel rows are the
 presets `cpu_resnet20_{channel,uniform_l1_}{30,50}` and
@@ -24,10 +27,12 @@ presets `cpu_resnet20_{channel,uniform_l1_}{30,50}` and
 `cpu_resnet20_gmp90` / `cpu_mobilenet_v2_gmp98_20k`, which the unstructured rows use
 with the sparsity of their channel row; `--epochs`, `--max_train_examples` change
 the budget), each a resumable run directory under `--workdir`. One-shot accuracies
-before fine-tuning are reported for every score (mean, l1, l2, uniform). Then every
+before fine-tuning are reported for every score (and uniform), kept in
+`<workdir>/<model>/one_shot.json`. Then every
 model is exported as float32 `.tflite` (the channel rows: the `shrink`-ed model;
 unstructured: sparse encoding) and all files of a model are timed in the LiteRT
-interpreter with XNNPACK, 1 thread, batch 1, interleaved (`benchmarks/latency.py`).
+interpreter with XNNPACK, 1 thread, batch 1, interleaved (`benchmarks/latency.py`),
+with the `--pause_pids` processes stopped meanwhile.
 
 Quick check of the script (minutes; tiny data, accuracies meaningless):
 
@@ -38,9 +43,11 @@ Quick check of the script (minutes; tiny data, accuracies meaningless):
 
 import tf_globalmp  # noqa: F401  (selects tf-keras first)
 
+import dataclasses
 import json
 import os
 import platform
+import statistics
 import time
 
 from absl import app
@@ -75,8 +82,8 @@ HEADING = "## Global channel pruning: smaller and faster models (CIFAR-10)"
 _MODELS = flags.DEFINE_list("models", ["resnet20", "mobilenet_v2"], "Models (see DENSE).")
 _TARGETS = flags.DEFINE_list("flops_targets", ["0.3", "0.5"],
                              "Fractions of kernel FLOPs removed.")
-_SCORES = flags.DEFINE_list("scores", ["mean"], "Global channel scores fine-tuned (mean, "
-                            "l1, l2); all three are compared one-shot.")
+_SCORES = flags.DEFINE_list("scores", ["relative", "mean"], "Global channel scores "
+                            "fine-tuned (channels.select.SCORES); all are compared one-shot.")
 _DATA = flags.DEFINE_string("data_dir", "/work/shared/data/cifar10-jpeg.tar.gz",
                             "CIFAR-10 image folder or .tar.gz.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/channels", "Run directories and files.")
@@ -86,7 +93,17 @@ _MAX_TRAIN = flags.DEFINE_integer("max_train_examples", None,
 _MIN_CHANNELS = flags.DEFINE_integer("min_channels", 1, "Channels every layer keeps.")
 _REPEATS = flags.DEFINE_integer("repeats", 50, "Timed invocations per file (interleaved).")
 _THREADS = flags.DEFINE_integer("threads", 1, "TensorFlow threads for training.")
+_SEEDS = flags.DEFINE_list("seeds", [], "More fine-tuning seeds for the first score's "
+                           "channel row and the uniform row (the preset's seed is the "
+                           "first); reported as mean +- std.")
+_SEED_MODELS = flags.DEFINE_list("seed_models", None, "Models --seeds applies to "
+                                 "(default: all of --models).")
+_PAUSE = flags.DEFINE_list("pause_pids", [], "Processes (e.g. background training) stopped "
+                           "with SIGSTOP while the latency is timed, resumed after.")
 _OUT = flags.DEFINE_string("out", None, "Write the Markdown section into this file.")
+_README = flags.DEFINE_string("readme", None, "Also write the results table between the "
+                              "README's channels-table markers.")
+README_MARKS = ("<!-- channels-table:start -->", "<!-- channels-table:end -->")
 
 
 def dense_dir(model):
@@ -121,7 +138,28 @@ def _channel_preset(model, kind, target):
 
 
 def _one_shot_accuracy(model, target, distribution, score):
-    """Test accuracy right after one-shot channel pruning to `target` (no fine-tuning)."""
+    """Test accuracy right after one-shot channel pruning to `target` (no fine-tuning),
+    kept in --workdir/<model>/one_shot.json (a rerun of the script does not redo it)."""
+    path = os.path.join(_WORKDIR.value, model, "one_shot.json")
+    key = f"{distribution}_{score}@{target}"
+    done = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            done = json.load(f)
+    if key in done:
+        return done[key]
+    accuracy = _one_shot_eval(model, target, distribution, score)
+    if os.path.exists(path):  # re-read: another run of the script may have added keys
+        with open(path) as f:
+            done = json.load(f)
+    done[key] = accuracy
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(done, f, indent=1)
+    return accuracy
+
+
+def _one_shot_eval(model, target, distribution, score):
     config = channel_pruning.resolve(
         _config(model, granularity="channel", channel_score=score, flops_target=target,
                 layer_distribution=distribution),
@@ -131,6 +169,40 @@ def _one_shot_accuracy(model, target, distribution, score):
     cifar10_task.compile_model(net, config, info["steps_per_epoch"])
     controller.GlobalPruner(net).prune_to(config.sparsity, step=0)
     return common.accuracy(net, test_ds)
+
+
+def _seeded_accuracies(model, kind, target, overrides, workdir, first):
+    """{seed: best test accuracy} of a channel row fine-tuned with the preset's seed
+    (`first`, its metrics) and each of --seeds (run dirs <workdir>_seed<N>), or None
+    without --seeds for this model. One-shot selection does not depend on the seed."""
+    if not _SEEDS.value or model not in (_SEED_MODELS.value or _MODELS.value):
+        return None
+    config = _config(model, _channel_preset(model, kind, target), granularity="channel",
+                     flops_target=target, **overrides)
+    out = {config.seed: first["best_test_accuracy"]}
+    for seed in (int(s) for s in _SEEDS.value):
+        m = cifar10_task.run(dataclasses.replace(config, seed=seed), f"{workdir}_seed{seed}")
+        out[seed] = m["best_test_accuracy"]
+    return out
+
+
+def _seed_table(rows):
+    """Mean +- sample std over seeds of the rows that have them (empty list if none)."""
+    rows = [r for r in rows if r.get("seeds")]
+    if not rows:
+        return []
+    lines = ["", "Fine-tuned top-1 over seeds (mean ± sample std; one-shot selection is the "
+             "same for every seed, the seed changes the fine-tuning data order):", "",
+             "| model | row | FLOPs budget % | seeds | top-1 % mean ± std | per seed |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        values = [100 * v for v in r["seeds"].values()]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {r['model']} | {r['row']} | {_pct(r['target'])} | "
+                     f"{', '.join(str(k) for k in r['seeds'])} | "
+                     f"{statistics.mean(values):.2f} ± {std:.2f} | "
+                     f"{', '.join(f'{v:.2f}' for v in values)} |")
+    return lines
 
 
 def _export(keras_model, path, sparse):
@@ -164,6 +236,8 @@ def _model_rows(model, targets):
             m = cifar10_task.run(_config(model, _channel_preset(model, kind, target),
                                          granularity="channel", flops_target=target,
                                          **overrides), workdir)
+            seeds = _seeded_accuracies(model, kind, target, overrides, workdir, m) if name in (
+                f"channel_{_SCORES.value[0]}", "uniform_l1") else None
             tflite = os.path.join(workdir, "shrunk.tflite")
             shrunk = runs.load_model(os.path.join(workdir, "model_shrunk.keras"))
             rows.append(dict(model=model, row=name, target=target, unit="groups",
@@ -171,7 +245,7 @@ def _model_rows(model, targets):
                              one_shot=one_shot[key, target], params=m["shrunk_parameters"],
                              flops=m["shrunk_flops"], tflite=_export(shrunk, tflite, False),
                              path=tflite, kernel_weights_removed=m["kernel_weights_removed"],
-                             channels_removed=m["channels_removed"]))
+                             channels_removed=m["channels_removed"], seeds=seeds))
         # Unstructured Global MP at the kernel-weight count of the first channel row.
         with open(os.path.join(base, f"channel_{_SCORES.value[0]}_{tag}", "metrics.json")) as f:
             weight_sparsity = round(json.load(f)["achieved_sparsity"], 6)
@@ -185,7 +259,8 @@ def _model_rows(model, targets):
                          one_shot=m["one_shot_test_accuracy"], params=nonzero,
                          flops=m["sparse_flops"], tflite=_export(masked, tflite, True),
                          path=tflite))
-    ms = latency.interleaved_ms([r["path"] for r in rows], _REPEATS.value)
+    with latency.paused([int(p) for p in _PAUSE.value]):
+        ms = latency.interleaved_ms([r["path"] for r in rows], _REPEATS.value)
     for r in rows:
         r["ms"] = ms[r["path"]]
         r["flops_ratio"] = r["flops"] / dense_flops
@@ -240,26 +315,35 @@ def main(argv):
         + (f", {_EPOCHS.value} epoch(s)" if _EPOCHS.value else "")
         + (f" on {_MAX_TRAIN.value} training images" if _MAX_TRAIN.value else "")
         + f"; min_channels {_MIN_CHANNELS.value}. Latency: LiteRT, XNNPACK, 1 thread, batch "
-        f"1, median of {_REPEATS.value} interleaved invocations per file. "
+        f"1, median of {_REPEATS.value} interleaved invocations per file"
+        + (" (other training jobs on the machine stopped while timing)" if _PAUSE.value
+           else "") + ". "
         f"Total run {time.time() - start:.0f} s.", "",
         "Command: `python benchmarks/channels.py --data_dir <cifar10-jpeg.tar.gz> --models "
         f"{','.join(_MODELS.value)} --flops_targets {','.join(_TARGETS.value)} --scores "
         f"{','.join(_SCORES.value)} --repeats {_REPEATS.value}"
         + (f" --epochs {_EPOCHS.value}" if _EPOCHS.value else "")
         + (f" --max_train_examples {_MAX_TRAIN.value}" if _MAX_TRAIN.value else "")
-        + " --out BENCHMARKS.md`", "",
+        + (f" --seeds {','.join(_SEEDS.value)}" if _SEEDS.value else "")
+        + (f" --seed_models {','.join(_SEED_MODELS.value)}" if _SEED_MODELS.value else "")
+        + " --out BENCHMARKS.md" + (" --readme README.md" if _README.value else "") + "`",
+        "",
         "FLOPs: kernel multiply-adds of the model as it runs (`flops.py`: the shrunk model "
         "for channel rows, the nonzero weights for unstructured rows, which LiteRT "
         "still runs dense). Sparsity unit: channel groups removed (channel rows), kernel "
         "weights removed (unstructured). Parameters: the shrunk model's (channel), the "
         "nonzero ones (unstructured).", "",
-    ] + _table(all_rows) + ["", "One-shot top-1 (before fine-tuning) by score:", "",
+    ] + _table(all_rows) + _seed_table(all_rows) + [
+        "", "One-shot top-1 (before fine-tuning) by score:", "",
                            "| model | " + " | ".join(sorted(next(iter(one_shot.values())))) + " |",
                            "|---|" + "---|" * len(next(iter(one_shot.values())))]
     for model, shots in one_shot.items():
         text.append(f"| {model} | " + " | ".join(_pct(shots[k]) for k in sorted(shots)) + " |")
     if _OUT.value:
         sections.write_section(_OUT.value, HEADING, "\n".join(text) + "\n")
+    if _README.value:
+        sections.write_marked(_README.value, *README_MARKS,
+                              "\n".join(_table(all_rows) + _seed_table(all_rows)))
     print("\n".join(text))
 
 

@@ -5,9 +5,13 @@ invocation of each file per round, after 3 warm-up invocations), so a machine wh
 load changes during the measurement slows all files alike; it returns the median
 milliseconds per file. XNNPACK (LiteRT's default delegate) unless `builtin`.
 `interleaved({key: runner(...)}, repeats)` does the same for any mix of files and
-interpreter settings.
+interpreter settings. `paused(pids)` stops other jobs (background training) for the
+duration of a measurement, so shared cores do not distort it.
 """
 
+import contextlib
+import os
+import signal
 import statistics
 import time
 
@@ -57,3 +61,37 @@ def interleaved(runners, repeats):
 def interleaved_ms(paths, repeats, builtin=False, threads=1):
     """{path: median ms} over `repeats` round-robin rounds (None: not runnable)."""
     return interleaved({path: runner(path, builtin, threads) for path in paths}, repeats)
+
+
+@contextlib.contextmanager
+def paused(pids):
+    """SIGSTOPs the processes `pids` for the block and SIGCONTs them after (also on an
+    error). A pid that does not exist (any more) is skipped, and so is one already
+    stopped (it stays stopped after the block)."""
+    stopped = []
+    try:
+        for pid in pids:
+            if _state(pid) in (None, "T"):
+                continue
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            except ProcessLookupError:
+                pass
+        yield stopped
+    finally:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+
+def _state(pid):
+    """The process state letter of `pid` ("R", "S", "T", ...) or None if it is gone
+    ("" where /proc is not available: then it is stopped and resumed regardless)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None if os.path.isdir("/proc/self") else ""

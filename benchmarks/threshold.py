@@ -63,6 +63,7 @@ from tf_globalmp import masks
 from tf_globalmp import prune
 from tf_globalmp import registry
 from tf_globalmp import schedules
+from tf_globalmp import wrapping
 
 import sections  # benchmarks/sections.py, beside this script
 
@@ -160,7 +161,7 @@ class Workload:
             model, schedules.GlobalConstantSparsity(sparsity)
         )
         self.pruning_vars = [
-            pv for w in prune.collect_wrappers(self.wrapped) for pv in w.pruning_vars
+            pv for w in wrapping.collect_wrappers(self.wrapped) for pv in w.pruning_vars
         ]
         weights = [weight for weight, _, _ in self.pruning_vars]
         if sorted(id(w) for w in weights) != sorted(id(w) for w in plain):
@@ -240,7 +241,7 @@ class Workload:
         """tfmot's update of all wrapped layers (each layer to the same sparsity)."""
         self.reset_model()
         if not hasattr(self, "_tfmot_fn"):
-            wrappers = prune.collect_wrappers(self.wrapped)
+            wrappers = wrapping.collect_wrappers(self.wrapped)
 
             @tf.function
             def tfmot_update():

@@ -16,13 +16,17 @@ def membership(spec, group):
     return member
 
 
-def group_scores(kernels, arrays, n_groups, score="mean"):
+def group_scores(kernels, arrays, n_groups, score):
     out = np.zeros(n_groups)
     for g in range(n_groups):
         total, count = 0.0, 0
         for spec, w in zip(kernels, arrays):
             member = membership(spec, g)
             values = np.asarray(w, np.float64)[member]
+            if score == "relative":  # |w| over the mean |w| of the kernel's nonzero entries
+                nonzero = np.abs(np.asarray(w, np.float64))
+                nonzero = nonzero[nonzero != 0]
+                values = values / (nonzero.mean() if nonzero.size else 1.0)
             total += float(np.sum(values ** 2 if score == "l2" else np.abs(values)))
             count += int(member.sum())
         out[g] = np.sqrt(total) if score == "l2" else total if score == "l1" else (

@@ -7,7 +7,7 @@ import pytest
 import channels_reference as ref
 import tf_globalmp
 from tf_globalmp import _compat
-from tf_globalmp import prune
+from tf_globalmp import wrapping
 from tf_globalmp.channels import graph
 from tf_globalmp.channels import rule as rule_lib
 
@@ -44,7 +44,7 @@ def _wrapped(sparsity=0.5, model=None, **kwargs):
 
 def _pruned_groups(model, g):
     """Bool (n_groups,): groups whose producers' output kernel slices are masked."""
-    masks = {id(w): m.numpy() for wr in prune.collect_wrappers(model)
+    masks = {id(w): m.numpy() for wr in wrapping.collect_wrappers(model)
              for w, m, _ in wr.pruning_vars}
     pruned = np.zeros(g.n_groups, bool)
     for spec in g.kernels:
@@ -71,19 +71,21 @@ def _group_parameters_zero(g, pruned):
     return True
 
 
+@pytest.mark.parametrize("score", [None, "mean", "l2"])  # None: the default ("relative")
 @pytest.mark.parametrize("sparsity", [0.3, 0.8])
-def test_prune_to_removes_exact_group_count_with_reference_masks(sparsity):
+def test_prune_to_removes_exact_group_count_with_reference_masks(sparsity, score):
     model = _net()
     g = graph.analyze(model)
     arrays = [g.variables[s.name].numpy() for s in g.kernels]
-    expected_keep = ref.select(ref.group_scores(g.kernels, arrays, g.n_groups),
-                               int(round(sparsity * g.n_groups)), g.producer_groups(), 1)
-    wrapped = _wrapped(sparsity, model)
+    expected_keep = ref.select(
+        ref.group_scores(g.kernels, arrays, g.n_groups, score or "relative"),
+        int(round(sparsity * g.n_groups)), g.producer_groups(), 1)
+    wrapped = _wrapped(sparsity, model, **({"channel_score": score} if score else {}))
     result = tf_globalmp.GlobalPruner(wrapped).prune_to(sparsity, step=0)
     assert round(sparsity * g.n_groups) == g.n_groups - expected_keep.sum()
     assert result.achieved_sparsity == pytest.approx(1 - expected_keep.sum() / g.n_groups)
     assert result.target_sparsity == sparsity
-    masks = {id(w): m.numpy() > 0 for wr in prune.collect_wrappers(wrapped)
+    masks = {id(w): m.numpy() > 0 for wr in wrapping.collect_wrappers(wrapped)
              for w, m, _ in wr.pruning_vars}
     for spec in g.kernels:
         np.testing.assert_array_equal(masks[id(g.variables[spec.name])],
@@ -93,7 +95,7 @@ def test_prune_to_removes_exact_group_count_with_reference_masks(sparsity):
 
 def test_biases_and_batchnorm_are_wrapped_and_zeroed():
     wrapped = _wrapped(0.5)
-    names = {w.name.split(":")[0] for wr in prune.collect_wrappers(wrapped)
+    names = {w.name.split(":")[0] for wr in wrapping.collect_wrappers(wrapped)
              for w, _, _ in wr.pruning_vars}
     assert {"bn1/gamma", "bn1/beta", "bn1/moving_mean", "bn1/moving_variance", "c1/bias",
             "dw/bias", "bn3/gamma", "head/kernel"} <= names

@@ -43,7 +43,40 @@ def test_entry_in_one_group_on_both_axes_counts_once():
     spec = select.KernelSpec("k", (2, 2), 0, np.array([0, 1]), 1, np.array([0, 1]))
     w = np.array([[1.0, 2.0], [3.0, 4.0]])
     # group 0: row 0 and column 0 = entries 1, 2, 3 (mean 2); group 1: 2, 3, 4 (mean 3)
-    np.testing.assert_allclose(select.group_scores([spec], [w], 2), [2.0, 3.0])
+    np.testing.assert_allclose(select.group_scores([spec], [w], 2, "mean"), [2.0, 3.0])
+    np.testing.assert_allclose(select.group_scores([spec], [w], 2, "l1"), [6.0, 9.0])
+
+
+def test_relative_score_ignores_each_kernels_scale():
+    """Scaling one layer's kernel (what a BatchNorm after it undoes) changes "mean"
+    and leaves "relative" unchanged."""
+    specs, arrays, n = _random_specs(3)
+    scaled = [a * (10.0 ** k) for k, a in enumerate(arrays)]
+    np.testing.assert_allclose(select.group_scores(specs, scaled, n, "relative"),
+                               select.group_scores(specs, arrays, n, "relative"), rtol=1e-12)
+    assert not np.allclose(select.group_scores(specs, scaled, n, "mean"),
+                           select.group_scores(specs, arrays, n, "mean"))
+
+
+def test_relative_score_of_small_wide_layer_vs_large_narrow_layer():
+    # Two layers, two channels each: layer a's weights are ten times layer b's.
+    # "mean" ranks both channels of b below both of a; "relative" ranks within layers.
+    a = select.KernelSpec("a", (3, 2), None, None, 1, np.array([0, 1]))
+    b = select.KernelSpec("b", (3, 2), None, None, 1, np.array([2, 3]))
+    wa = np.array([[1.0, 3.0]] * 3)
+    wb = np.array([[0.3, 0.1]] * 3)
+    mean = select.group_scores([a, b], [wa, wb], 4, "mean")
+    relative = select.group_scores([a, b], [wa, wb], 4, "relative")
+    assert list(np.argsort(mean)) == [3, 2, 0, 1]
+    np.testing.assert_allclose(relative, [0.5, 1.5, 1.5, 0.5])
+
+
+def test_relative_score_of_zero_kernel_and_pruned_group_is_zero():
+    spec = select.KernelSpec("k", (2, 2), None, None, 1, np.array([0, 1]))
+    np.testing.assert_array_equal(
+        select.group_scores([spec], [np.zeros((2, 2))], 2, "relative"), [0.0, 0.0])
+    pruned = np.array([[0.0, 2.0], [0.0, 4.0]])  # group 0 pruned: the scale is 3
+    np.testing.assert_allclose(select.group_scores([spec], [pruned], 2, "relative"), [0.0, 1.0])
 
 
 def test_group_without_weights_scores_zero():

@@ -53,3 +53,21 @@ def test_one_shot_channel_run_writes_the_shrunk_model(tmp_path):
 def test_channel_config_is_checked(overrides, message):
     with pytest.raises(ValueError, match=message):
         _config(**{"granularity": "channel", **overrides})
+
+
+def test_config_channel_scores_and_default_are_the_selection_ones():
+    import inspect
+
+    import tf_globalmp
+    from tf_globalmp.channels import rule
+    from tf_globalmp.channels import select
+    from tf_globalmp.configs import channels as channel_config
+
+    assert channel_config.CHANNEL_SCORES == select.SCORES
+    assert select.DEFAULT_SCORE in select.SCORES
+    assert channel_config.ChannelPruning().channel_score == select.DEFAULT_SCORE
+    for fn, name in [(tf_globalmp.prune_low_magnitude_global, "channel_score"),
+                     (rule.prune_channels, "channel_score"),
+                     (rule.sparsity_for_flops, "channel_score"),
+                     (select.group_scores, "score")]:
+        assert inspect.signature(fn).parameters[name].default == select.DEFAULT_SCORE

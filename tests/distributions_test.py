@@ -129,14 +129,14 @@ def _wrapped(method, sparsity=0.8, **options):
 def test_controller_prunes_each_method_to_its_counts_keeping_largest_per_layer(method):
     wrapped = _wrapped(method)
     before = [w.numpy().copy() for w in
-              (v for wrapper in tf_globalmp.prune.collect_wrappers(wrapped)
+              (v for wrapper in tf_globalmp.wrapping.collect_wrappers(wrapped)
                for v, _, _ in wrapper.pruning_vars)]
     expected = distributions.keep_counts(before, n_keep(sum(b.size for b in before), 0.8),
                                          method)
     result = tf_globalmp.GlobalPruner(wrapped).prune_to(0.8, step=0)
     assert list(result.layer_kept) == expected
     assert result.kept == n_keep(result.total, 0.8)
-    masks = [m.numpy() for wrapper in tf_globalmp.prune.collect_wrappers(wrapped)
+    masks = [m.numpy() for wrapper in tf_globalmp.wrapping.collect_wrappers(wrapped)
              for _, m, _ in wrapper.pruning_vars]
     for w, m, k in zip(before, masks, expected):
         if method == "random":

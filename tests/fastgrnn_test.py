@@ -9,6 +9,7 @@ import tf_globalmp
 import tf_keras as keras
 
 from tf_globalmp import prune
+from tf_globalmp import wrapping
 from tf_globalmp.models import fastgrnn
 
 
@@ -93,7 +94,7 @@ def test_wrapping_counts_each_factor_once_and_survives_save(tmp_path):
     model = fastgrnn.build(timesteps=3)
     wrapped = prune.prune_low_magnitude_global(
         model, tf_globalmp.GlobalConstantSparsity(0.5, begin_step=0))
-    assert sorted(w.layer.name for w in prune.collect_wrappers(wrapped)) == ["logits", "rnn"]
+    assert sorted(w.layer.name for w in wrapping.collect_wrappers(wrapped)) == ["logits", "rnn"]
     report = tf_globalmp.sparsity_report(wrapped)
     assert report.total.weights == 9 * 9 + 9 * 80 + 2 * 80 * 80 + 80 * 2
     tf_globalmp.GlobalPruner(wrapped).prune_to(0.5)

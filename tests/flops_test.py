@@ -9,6 +9,7 @@ import tf_keras as keras
 from tf_globalmp import controller
 from tf_globalmp import flops
 from tf_globalmp import prune
+from tf_globalmp import wrapping
 from tf_globalmp.models import imagenet
 
 L = keras.layers
@@ -68,7 +69,7 @@ def test_wrapped_and_stripped_models_agree():
     pruned = flops.flops_report(wrapped)
     expected = 96 + sum(
         np.count_nonzero(m.numpy()) / m.numpy().size * HAND[f"{wr.layer.name}/{w.name.split('/')[-1].split(':')[0]}"]
-        for wr in prune.collect_wrappers(wrapped) for w, m, _ in wr.pruning_vars)
+        for wr in wrapping.collect_wrappers(wrapped) for w, m, _ in wr.pruning_vars)
     assert pruned.sparse == pytest.approx(expected)
     assert 0.0 < pruned.pruned_fraction < 1.0
     stripped = flops.flops_report(prune.strip_pruning(wrapped))

@@ -10,6 +10,7 @@ import tensorflow_model_optimization as tfmot
 from tf_globalmp import guards
 from tf_globalmp import prune
 
+from tf_globalmp import wrapping
 X = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
 Y = np.random.default_rng(1).integers(0, 3, size=64)
 SPARSITY = 0.75
@@ -42,7 +43,7 @@ def _kernels(model):
 
 
 def _kept_fraction(model):
-    masks = [m.numpy() for w in prune.collect_wrappers(model) for _, m, _ in w.pruning_vars]
+    masks = [m.numpy() for w in wrapping.collect_wrappers(model) for _, m, _ in w.pruning_vars]
     return sum(m.sum() for m in masks) / sum(m.size for m in masks)
 
 
@@ -163,7 +164,7 @@ def test_the_save_weights_route_restores_masks_and_outputs(tmp_path):
     model.save_weights(tmp_path / "ckpt.weights.h5")
     restored = _wrapped(_subclassed())
     restored.load_weights(tmp_path / "ckpt.weights.h5")
-    for a, b in zip(prune.collect_wrappers(model), prune.collect_wrappers(restored)):
+    for a, b in zip(wrapping.collect_wrappers(model), wrapping.collect_wrappers(restored)):
         for (_, mask_a, _), (_, mask_b, _) in zip(a.pruning_vars, b.pruning_vars):
             np.testing.assert_array_equal(mask_a.numpy(), mask_b.numpy())
     np.testing.assert_array_equal(restored(X).numpy(), model(X).numpy())

@@ -9,6 +9,7 @@ import tensorflow_model_optimization as tfmot
 
 from tf_globalmp import prune
 
+from tf_globalmp import wrapping
 PLM = prune.PruneLowMagnitude
 SCHEDULE = tf_globalmp.GlobalConstantSparsity(0.5)
 
@@ -55,8 +56,8 @@ def test_per_layer_update_is_off_and_global_prune_is_exact():
     result = pruner.prune_to(0.7)
     assert result.kept == pruner.total - round(0.7 * pruner.total)
     assert tf_globalmp.sparsity_report(wrapped).total.nonzero == result.kept
-    for w in prune.collect_wrappers(wrapped):
-        assert w.pruning_obj.conditional_mask_update is prune._no_layer_update
+    for w in wrapping.collect_wrappers(wrapped):
+        assert w.pruning_obj.conditional_mask_update is wrapping._no_layer_update
 
 
 def test_options_are_carried_and_validated():
@@ -95,7 +96,7 @@ def test_strip_pruning_gives_plain_model_with_masks_applied():
     wrapped = tf_globalmp.prune_low_magnitude_global(_zoo(), SCHEDULE)
     tf_globalmp.GlobalPruner(wrapped).prune_to(0.8)
     # Perturb a pruned weight as an optimizer step would; strip must re-mask.
-    wrapper = prune.collect_wrappers(wrapped)[0]
+    wrapper = wrapping.collect_wrappers(wrapped)[0]
     weight, mask, _ = wrapper.pruning_vars[0]
     weight.assign(weight + 1.0)
     stripped = tf_globalmp.strip_pruning(wrapped)
@@ -112,7 +113,7 @@ def test_prune_scope_round_trip_keeps_depthwise_masks(tmp_path):
     wrapped.save(path)
     with tf_globalmp.prune_scope():
         loaded = keras.models.load_model(path)
-    assert isinstance(prune.collect_wrappers(loaded)[0].pruning_schedule, tf_globalmp.GlobalPolynomialDecay)
+    assert isinstance(wrapping.collect_wrappers(loaded)[0].pruning_schedule, tf_globalmp.GlobalPolynomialDecay)
     a = tf_globalmp.sparsity_report(wrapped).to_dict()
     b = tf_globalmp.sparsity_report(loaded).to_dict()
     assert a == b
@@ -144,9 +145,9 @@ def test_tfmot_baseline_one_shot_is_tfmots_per_layer_top_k():
     wrapped = prune.prune_low_magnitude_tfmot(
         model, tf_globalmp.GlobalConstantSparsity(0.75, begin_step=0, frequency=10))
     assert all(not isinstance(w.pruning_schedule, tf_globalmp.GlobalConstantSparsity)
-               for w in prune.collect_wrappers(wrapped))
+               for w in wrapping.collect_wrappers(wrapped))
     prune.prune_tfmot_now(wrapped)
-    pruned = [w for w in prune.collect_wrappers(wrapped) if w.pruning_vars]
+    pruned = [w for w in wrapping.collect_wrappers(wrapped) if w.pruning_vars]
     assert sorted(w.layer.name for w in pruned) == sorted(kernels)
     for wrapper in pruned:
         weight, mask, _ = wrapper.pruning_vars[0]
@@ -174,7 +175,7 @@ def test_strip_unwraps_inside_custom_layers():
     tf_globalmp.GlobalPruner(wrapped).prune_to(0.9)
     expected = wrapped.predict(tokens(), verbose=0)
     stripped = tf_globalmp.strip_pruning(wrapped)
-    assert prune.collect_wrappers(stripped) == []
+    assert wrapping.collect_wrappers(stripped) == []
     block = stripped.get_layer("block")
     assert [type(l).__name__ for l in (*block.stack, *block.by_key.values(), block.inner.proj)] \
         == ["Dense"] * 5

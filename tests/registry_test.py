@@ -11,9 +11,9 @@ import tf_keras as keras
 
 from mixed_models import EXPECTED, mixed
 from tf_globalmp import choose
-from tf_globalmp import prune
 from tf_globalmp import registry
 from tf_globalmp import weights
+from tf_globalmp import wrapping
 
 SCHEDULE = tf_globalmp.GlobalConstantSparsity(0.9)
 
@@ -23,7 +23,7 @@ def _wrap(model=None, **choice):
 
 
 def _pruned_labels(**choice):
-    return [r.label for r in prune.plan(mixed(), **choice).rows if r.pruned]
+    return [r.label for r in wrapping.plan(mixed(), **choice).rows if r.pruned]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +37,12 @@ def pruned():
 def test_every_prunable_weight_of_the_mixed_model_is_wrapped(pruned):
     wrapped, pruner, _ = pruned
     assert pruner.names == EXPECTED
-    kinds = {type(w.layer).__name__ for w in prune.collect_wrappers(wrapped)}
+    kinds = {type(w.layer).__name__ for w in wrapping.collect_wrappers(wrapped)}
     assert kinds == {"Embedding", "MultiHeadAttention", "Bidirectional", "TimeDistributed", "Dense"}
 
 
 def test_nothing_is_skipped_but_biases_and_norms():
-    rows = prune.plan(mixed()).rows
+    rows = wrapping.plan(mixed()).rows
     skipped = {r.label: r.reason for r in rows if not r.pruned}
     assert all(r.category == choose.NEVER for r in rows if not r.pruned), skipped
     assert skipped["inner_norm/gamma"] == "normalization (never pruned)"
@@ -57,7 +57,7 @@ def test_mixed_model_prunes_to_exactly_90_percent(pruned):
     prunables = weights.prunable_weights_of_model(wrapped)
     assert sum(np.count_nonzero(pw.effective()) for pw in prunables) == n_keep
     assert sum(pw.size for pw in prunables) == pruner.total == \
-        sum(r.size for r in prune.plan(mixed()).rows if r.pruned)
+        sum(r.size for r in wrapping.plan(mixed()).rows if r.pruned)
 
 
 def test_reports_count_the_pruners_set(pruned):
@@ -142,7 +142,7 @@ def test_user_prunable_layer_keeps_its_own_choice():
 
     inputs = keras.Input((6,))
     model = keras.Model(inputs, Scaled(name="scaled")(inputs))
-    rows = {r.label: r for r in prune.plan(model).rows}
+    rows = {r.label: r for r in wrapping.plan(model).rows}
     assert rows["scaled/w"].pruned and rows["scaled/v"].category == choose.USER
     assert rows["scaled/v"].reason == "not returned by Scaled.get_prunable_weights()"
     assert registry.user_prunable(model.layers[1])

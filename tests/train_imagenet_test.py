@@ -11,8 +11,8 @@ import tf_keras as keras
 from tf_globalmp import configs
 from tf_globalmp import controller
 from tf_globalmp import optim
-from tf_globalmp import prune
 from tf_globalmp import schedules
+from tf_globalmp import wrapping
 from tf_globalmp.data import imagenet as imagenet_data
 from tf_globalmp.tasks import common
 from tf_globalmp.tasks import imagenet as imagenet_task
@@ -48,7 +48,7 @@ def test_mixed_precision_keeps_pruning_in_float32_and_trains(precision):
     assert model.output.dtype == "float32"
     assert isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer) == (
         precision == "mixed_float16")
-    wrappers = prune.collect_wrappers(model)
+    wrappers = wrapping.collect_wrappers(model)
     assert all(w.dtype == "float32" and m.dtype == "float32"
                for wr in wrappers for w, m, _ in wr.pruning_vars)
     decayed = optim.decayed_weights(model)

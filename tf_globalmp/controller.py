@@ -14,8 +14,8 @@ from tf_globalmp import _compat
 from tf_globalmp import driver as driver_lib
 from tf_globalmp import mask_vars
 from tf_globalmp import masks as masks_lib
-from tf_globalmp import prune
 from tf_globalmp import weights as weights_lib
+from tf_globalmp import wrapping
 
 UpdateResult = masks_lib.UpdateResult
 
@@ -54,7 +54,7 @@ class GlobalPruner:
         log_dir=None,
     ):
         _compat.check_tf_keras_model(model)
-        wrappers = prune.collect_wrappers(model)
+        wrappers = wrapping.collect_wrappers(model)
         if not wrappers:
             raise ValueError(
                 f"model {model.name!r} has no pruning wrapper: wrap it with "
@@ -67,11 +67,11 @@ class GlobalPruner:
                 "weights yet): call model.build(input_shape) or call it on a batch"
             )
         for wrapper in wrappers:
-            prune.disable_layer_update(wrapper)
+            wrapping.disable_layer_update(wrapper)
         self.model = model
         self.wrappers = wrappers
-        stored = getattr(model, prune.OPTIONS_ATTR, None) or prune.PruningOptions()
-        options = prune.PruningOptions(
+        stored = getattr(model, wrapping.OPTIONS_ATTR, None) or driver_lib.PruningOptions()
+        options = driver_lib.PruningOptions(
             stored.min_weights if min_weights is None else min_weights,
             stored.min_weights_fraction if min_weights_fraction is None else min_weights_fraction,
             stored.redistribution if redistribution is None else redistribution,
@@ -107,10 +107,10 @@ class GlobalPruner:
         new one (kept on the model, untracked). Its compiled functions are traced once
         per model, not once per `fit`."""
         key = (tuple(sorted(options.items(), key=lambda kv: kv[0])),
-               id(getattr(model, prune.OPTIONS_ATTR, None)))
+               id(getattr(model, wrapping.OPTIONS_ATTR, None)))
         cached = getattr(model, cls._CACHE_ATTR, None)
         if cached is not None and cached[0] == key and cached[1].wrappers == \
-                prune.collect_wrappers(model):
+                wrapping.collect_wrappers(model):
             return cached[1]
         pruner = cls(model, **options)
         object.__setattr__(model, cls._CACHE_ATTR, (key, pruner))
@@ -124,7 +124,7 @@ class GlobalPruner:
 
         @tf.function(autograph=False)
         def apply_masks():
-            prune.apply_wrapper_masks(self.wrappers)
+            wrapping.apply_wrapper_masks(self.wrappers)
 
         self._apply_masks = apply_masks
 

@@ -45,6 +45,7 @@ from tf_globalmp import _compat
 from tf_globalmp import prune
 from tf_globalmp import report
 from tf_globalmp import serializables
+from tf_globalmp import wrapping
 
 keras = _compat.keras
 _quant = _compat.tfmot.quantization.keras
@@ -283,7 +284,7 @@ def sparsity_preserving_qat(model):
                          f"{model.name!r}")
     if is_qat_model(model):
         raise ValueError(f"model {model.name!r} is already quantization-aware")
-    if prune.collect_wrappers(model):
+    if wrapping.collect_wrappers(model):
         model = prune.strip_pruning(model)
     registry = _default_8bit.Default8BitQuantizeRegistry()
     masks, annotations, problems = _plan(model, registry)

@@ -12,6 +12,7 @@ import numpy as np
 
 from tf_globalmp import _compat
 from tf_globalmp import registry
+from tf_globalmp import wrapping
 
 keras = _compat.keras
 
@@ -72,9 +73,7 @@ def prunable_weights_of_model(model, prunable=None, exclude=None):
     (`tf_globalmp.choose`), without masks.
     """
     _compat.check_tf_keras_model(model)
-    from tf_globalmp import prune  # prune imports this module's peers
-
-    wrappers = prune.collect_wrappers(model)
+    wrappers = wrapping.collect_wrappers(model)
     if wrappers:
         if prunable is not None or exclude is not None:
             raise ValueError(
@@ -82,7 +81,7 @@ def prunable_weights_of_model(model, prunable=None, exclude=None):
                 f"got prunable={prunable!r}, exclude={exclude!r}"
             )
         return of_wrappers(wrappers)
-    todo = prune.plan(model, prunable, exclude)
+    todo = wrapping.plan(model, prunable, exclude)
     out = []
     for (candidate, unit), row in zip(registry.candidates(model), todo.rows):
         if row.pruned:
@@ -95,6 +94,4 @@ def prunable_weights_of_model(model, prunable=None, exclude=None):
 def coverage(model, prunable=None, exclude=None):
     """The coverage table rows (`choose.Row`) of a plain model: every weight, pruned
     or not and why (what `prune_low_magnitude_global` logs)."""
-    from tf_globalmp import prune
-
-    return list(prune.plan(model, prunable, exclude).rows)
+    return list(wrapping.plan(model, prunable, exclude).rows)

@@ -37,7 +37,7 @@ if replicas > 1:
 tf.config.experimental.enable_op_determinism()
 import tf_keras as keras
 from sklearn.datasets import load_digits
-from tf_globalmp import prune
+from tf_globalmp import wrapping
 
 if replicas > 1:
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:replicas]
@@ -70,7 +70,7 @@ def wrapped(schedule):
     return model
 
 def pvars(model):
-    return [(w, m) for wr in prune.collect_wrappers(model) for w, m, _ in wr.pruning_vars]
+    return [(w, m) for wr in wrapping.collect_wrappers(model) for w, m, _ in wr.pruning_vars]
 
 def per_replica(var):
     return np.stack([np.asarray(v.numpy()) for v in strategy.experimental_local_results(var)])
@@ -85,7 +85,7 @@ report["prune_to"] = {"kept": result.kept, "total": result.total}
 for i, (w, m) in enumerate(pvars(model)):
     arrays[f"prune_to/weight{i}"] = before[i]
     arrays[f"prune_to/mask{i}"] = per_replica(m)
-for i, (_, _, t) in enumerate(pv for wr in prune.collect_wrappers(model) for pv in wr.pruning_vars):
+for i, (_, _, t) in enumerate(pv for wr in wrapping.collect_wrappers(model) for pv in wr.pruning_vars):
     arrays[f"prune_to/threshold{i}"] = per_replica(t)
 
 # 2. model.fit, one-shot and gradual.
@@ -120,7 +120,7 @@ for run, schedule in runs.items():
               callbacks=[before, pruning, after])
     report[run] = {"results": [{k: v for k, v in r.items() if k != "id"} for r in after.results],
                    "pruning_steps": [int(wr.pruning_step.numpy())
-                                     for wr in prune.collect_wrappers(model)]}
+                                     for wr in wrapping.collect_wrappers(model)]}
     for i, (w, m) in enumerate(pvars(model)):
         arrays[f"{run}/final/mask{i}"] = per_replica(m)
 

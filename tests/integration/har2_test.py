@@ -13,8 +13,9 @@ from tf_globalmp import configs
 from tf_globalmp import controller
 from tf_globalmp import export
 from tf_globalmp import prune
-from tf_globalmp import structured
 from tf_globalmp import runs
+from tf_globalmp import structured
+from tf_globalmp import wrapping
 from tf_globalmp.data import har
 from tf_globalmp.models import fastgrnn
 from tf_globalmp.tasks import epoch_logs
@@ -36,7 +37,7 @@ class _MaskRecorder(keras.callbacks.Callback):
         self.masks = []
 
     def on_train_batch_end(self, batch, logs=None):
-        wrappers = prune.collect_wrappers(self.model)
+        wrappers = wrapping.collect_wrappers(self.model)
         self.masks.append([m.numpy().copy() for w in wrappers for _, m, _ in w.pruning_vars])
 
 

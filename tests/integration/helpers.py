@@ -13,6 +13,7 @@ import tf_keras as keras
 
 from tf_globalmp import prune
 
+from tf_globalmp import wrapping
 from numpy_reference import layer_top_k, reference_masks  # noqa: F401  (re-exported)
 
 NUM_CLASSES = 10
@@ -70,7 +71,7 @@ def wrap(model, schedule, **options):
 
 # ------------------------------------------------------------ state access
 def wrappers(model):
-    return prune.collect_wrappers(model)
+    return wrapping.collect_wrappers(model)
 
 
 def pruning_vars(model):

@@ -23,9 +23,9 @@ from absl import logging
 from tf_globalmp import _compat
 from tf_globalmp import driver
 from tf_globalmp import guards
-from tf_globalmp import prune
 from tf_globalmp import schedules
 from tf_globalmp import weights as weights_lib
+from tf_globalmp import wrapping
 from tf_globalmp.channels import graph as graph_lib
 from tf_globalmp.channels import select
 
@@ -40,14 +40,15 @@ class ChannelMaskRule:
       labels: id(variable) -> the pruner's label of that variable (its name in
         `names`), for the variables that are wrapped.
       min_channels: every producing layer keeps at least this many output channels.
-      score: "mean" (mean |w|, default), "l1" or "l2" (see `channels.select`).
+      score: "relative" (default), "mean", "l1" or "l2" (see `channels.select`).
       distribution: "global" (one threshold over all groups, exact count) or
         "uniform" (baseline: every layer removes the same fraction of its groups).
     """
 
     log_name = "Channel pruning"
 
-    def __init__(self, graph, labels, min_channels=1, score="mean", distribution="global"):
+    def __init__(self, graph, labels, min_channels=1, score=select.DEFAULT_SCORE,
+                 distribution="global"):
         select.check_score(score)
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"channel distribution must be one of {DISTRIBUTIONS}, "
@@ -179,7 +180,7 @@ def _units(graph):
     return units
 
 
-def check_feasible(graph, sparsity, min_channels, score="mean"):
+def check_feasible(graph, sparsity, min_channels, score=select.DEFAULT_SCORE):
     """ValueError if `min_channels` leaves fewer than round(sparsity * groups) groups
     removable (with the model's current weights)."""
     arrays = [graph.variables[s.name].numpy() for s in graph.kernels]
@@ -194,8 +195,8 @@ def check_feasible(graph, sparsity, min_channels, score="mean"):
             f"infeasible; the largest feasible sparsity is {removable / graph.n_groups:.4f}")
 
 
-def prune_channels(model, pruning_schedule, min_channels=1, channel_score="mean",
-                   exclude=None, distribution="global"):
+def prune_channels(model, pruning_schedule, min_channels=1,
+                   channel_score=select.DEFAULT_SCORE, exclude=None, distribution="global"):
     """`prune_low_magnitude_global(..., granularity="channel")` (see the module doc)."""
     _compat.check_tf_keras_model(model)
     schedules.validate_schedule(pruning_schedule)
@@ -213,10 +214,10 @@ def prune_channels(model, pruning_schedule, min_channels=1, channel_score="mean"
     if distribution == "global":
         check_feasible(graph, schedules.max_sparsity(pruning_schedule), min_channels,
                        channel_score)
-    wrapping = prune._Wrapping(pruning_schedule, _units(graph), frozenset())  # noqa: SLF001
+    wrap_pass = wrapping.Wrapping(pruning_schedule, _units(graph), frozenset())
     with model.distribute_strategy.scope():
-        wrapped = wrapping(model)
-    wrappers = prune.collect_wrappers(wrapped)
+        wrapped = wrap_pass(model)
+    wrappers = wrapping.collect_wrappers(wrapped)
     labels = {id(pw.weight): pw.label for pw in weights_lib.of_wrappers(wrappers)}
     rule = ChannelMaskRule(graph, labels, min_channels, channel_score, distribution)
     rule.attach(wrappers)
@@ -225,7 +226,7 @@ def prune_channels(model, pruning_schedule, min_channels=1, channel_score="mean"
         "%d weights wrapped in %d layers", model.name, graph.n_groups,
         sum(int(np.sum(g >= 0)) for g in graph.producer_groups()), len(graph.layer_groups),
         len(labels), len(wrappers))
-    setattr(wrapped, prune.OPTIONS_ATTR, driver.PruningOptions(mask_rule=rule))
+    setattr(wrapped, wrapping.OPTIONS_ATTR, driver.PruningOptions(mask_rule=rule))
     guards.install(wrapped)  # fit needs UpdateGlobalPruningStep
     object.__setattr__(wrapped, "save", types.MethodType(_refuse_save, wrapped))
     return wrapped
@@ -243,7 +244,7 @@ def _refuse_save(model, *args, **kwargs):
 
 def channel_rule(model):
     """The `ChannelMaskRule` of a model wrapped with granularity="channel", or None."""
-    options = getattr(model, prune.OPTIONS_ATTR, None)
+    options = getattr(model, wrapping.OPTIONS_ATTR, None)
     rule = getattr(options, "mask_rule", None)
     return rule if isinstance(rule, ChannelMaskRule) else None
 
@@ -260,8 +261,9 @@ def check_unstructured_defaults(**given):
                              f"got {name}={value!r}")
 
 
-def sparsity_for_flops(model, flops_fraction, min_channels=1, channel_score="mean",
-                       exclude=None, distribution="global"):
+def sparsity_for_flops(model, flops_fraction, min_channels=1,
+                       channel_score=select.DEFAULT_SCORE, exclude=None,
+                       distribution="global"):
     """The `sparsity` that prunes `model` (a plain model, its current weights) to at
     least `flops_fraction` of its kernel FLOPs removed: the smallest channel-group
     fraction in the global order ("global", returned as count / groups, so exactly that

@@ -6,7 +6,8 @@ from tf_globalmp.configs import common
 from tf_globalmp.configs.common import field
 
 GRANULARITIES = ("weight", "channel")
-CHANNEL_SCORES = ("mean", "l1", "l2")  # tf_globalmp.channels.select.SCORES
+CHANNEL_SCORES = ("mean", "relative", "l1", "l2")  # tf_globalmp.channels.select.SCORES
+# (the field default below is select.DEFAULT_SCORE; tests/channels_task_test.py)
 CHANNEL_DISTRIBUTIONS = ("global", "uniform")  # tf_globalmp.channels.rule.DISTRIBUTIONS
 
 
@@ -22,7 +23,8 @@ class ChannelPruning:
                              "channel groups (sparsity = fraction of groups removed).",
                              choices=GRANULARITIES)
     min_channels: int = field(1, "Channel granularity: output channels every layer keeps.")
-    channel_score: str = field("mean", "Channel granularity: group score (mean |w|, l1, l2).",
+    channel_score: str = field("relative", "Channel granularity: group score (relative: "
+                               "|w| over its layer's mean |w|; mean: mean |w|; l1; l2).",
                                choices=CHANNEL_SCORES)
     # One-shot: the sparsity is set from the pretrained weights so that at least this
     # fraction of the kernel multiply-adds (tf_globalmp.flops) is removed; `sparsity`

@@ -13,7 +13,7 @@
 import os
 
 from tf_globalmp import _compat
-from tf_globalmp import prune
+from tf_globalmp import wrapping
 from tf_globalmp.models import mobilenet_imagenet
 from tf_globalmp.models import resnet_imagenet
 from tf_globalmp import runs
@@ -50,8 +50,8 @@ def build(name, num_classes=1000, input_shape=(224, 224, 3), pretrained=None):
 
 def _unwrapped_layers(model):
     out = {}
-    for layer in prune._all_layers(model):
-        if isinstance(layer, prune.PruneLowMagnitude):
+    for layer in wrapping.all_layers(model):
+        if isinstance(layer, wrapping.PruneLowMagnitude):
             out[layer.layer.name] = layer.layer, layer
         elif not isinstance(layer, keras.Model):
             out.setdefault(layer.name, (layer, None))

@@ -122,11 +122,7 @@ def run(config, workdir):
     state = runs.RunState(workdir, model, config_dict, configs.common.resumable_fields(config),
                            defaults=configs.common.default_values(config))
     done_epochs, history, extra = state.restore()
-    # Batches already trained in the interrupted epoch (a step-interval checkpoint).
-    in_epoch = state.step - done_epochs * steps_per_epoch if state.step else 0
-    if done_epochs or in_epoch:  # continue the data stream exactly where it stopped
-        train_ds = cifar10_data.load(config, initial_epoch=done_epochs,
-                                     skip_batches=in_epoch)[0]
+    in_epoch = common.steps_into_epoch(state.step, done_epochs, steps_per_epoch)
     tfmot_baseline = config.mode != "dense" and config.layer_distribution == "tfmot"
     if config.mode == "one_shot" and not done_epochs and not in_epoch:
         extra = _prune_one_shot(model, test_ds, tfmot_baseline, config.sparsity)
@@ -139,18 +135,14 @@ def run(config, workdir):
         callbacks.insert(0, _compat.tfmot.sparsity.keras.UpdatePruningStep())
     elif config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
-    if in_epoch:  # finish the interrupted epoch, then go on with whole epochs
-        logging.info("Resuming inside epoch %d after %d of its %d steps", done_epochs + 1,
-                     in_epoch, steps_per_epoch)
-        model.fit(train_ds, epochs=done_epochs + 1, initial_epoch=done_epochs,
-                  steps_per_epoch=steps_per_epoch - in_epoch, validation_data=test_ds,
-                  callbacks=callbacks, verbose=config.verbose)
-        done_epochs += 1
-        train_ds = cifar10_data.load(config, initial_epoch=done_epochs)[0]
-    if done_epochs < config.epochs:
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
-                  steps_per_epoch=steps_per_epoch, validation_data=test_ds,
-                  callbacks=callbacks, verbose=config.verbose)
+
+    def data(epoch, skip):  # the data stream exactly where a resumed run stopped
+        if (epoch, skip) == (0, 0):
+            return train_ds
+        return cifar10_data.load(config, initial_epoch=epoch, skip_batches=skip)[0]
+
+    common.fit_epochs(model, data, done_epochs, in_epoch, config.epochs, steps_per_epoch,
+                      validation_data=test_ds, callbacks=callbacks, verbose=config.verbose)
     final = common.accuracy(model, test_ds)
     pruned = config.mode != "dense"
     layer_kept = common.layer_kept(model) if pruned else None

@@ -13,8 +13,8 @@ from absl import logging
 
 from tf_globalmp import _compat
 from tf_globalmp import optim
-from tf_globalmp import prune
 from tf_globalmp import schedules
+from tf_globalmp import wrapping
 
 keras = _compat.keras
 
@@ -112,6 +112,30 @@ def compile_sgd(model, config, steps_per_epoch, metrics):
     model.optimizer.build(model.trainable_variables)
 
 
+def steps_into_epoch(step, done_epochs, steps_per_epoch):
+    """Batches already trained in the interrupted epoch of a resumed run (a checkpoint
+    taken every N steps), 0 at an epoch end or for a new run (`step` 0 / None)."""
+    return step - done_epochs * steps_per_epoch if step else 0
+
+
+def fit_epochs(model, data, done_epochs, in_epoch, epochs, steps_per_epoch, **fit_kwargs):
+    """Trains `model` up to `epochs` from a (possibly resumed) state: first the rest of an
+    interrupted epoch (`in_epoch` of its batches trained) on `data(done_epochs, in_epoch)`,
+    then the remaining whole epochs on `data(epoch, 0)` (epoch: the first of them).
+    `data(epoch, skip)` is the training stream from that epoch after `skip` batches;
+    `fit_kwargs` go to every `model.fit` (callbacks, validation_data, verbose, ...)."""
+    if in_epoch:
+        logging.info("Resuming inside epoch %d after %d of its %d steps", done_epochs + 1,
+                     in_epoch, steps_per_epoch)
+        model.fit(data(done_epochs, in_epoch), epochs=done_epochs + 1,
+                  initial_epoch=done_epochs, steps_per_epoch=steps_per_epoch - in_epoch,
+                  **fit_kwargs)
+        done_epochs += 1
+    if done_epochs < epochs:
+        model.fit(data(done_epochs, 0), epochs=epochs, initial_epoch=done_epochs,
+                  steps_per_epoch=steps_per_epoch, **fit_kwargs)
+
+
 def pruning_schedule(config, steps_per_epoch):
     """The schedule of a `one_shot` or `gradual` config (CIFAR-10 and ImageNet)."""
     total = config.epochs * steps_per_epoch
@@ -143,19 +167,19 @@ def pruning_schedule(config, steps_per_epoch):
 def layer_kept(model):
     """Kept (mask == 1) count per pruned weight, in wrapper order."""
     return [int(np.count_nonzero(m.numpy()))
-            for w in prune.collect_wrappers(model) for _, m, _ in w.pruning_vars]
+            for w in wrapping.collect_wrappers(model) for _, m, _ in w.pruning_vars]
 
 
 def mask_sparsity(model):
     """Fraction of masked-out weights over all pruning masks (0.0 without wrappers)."""
-    wrappers = prune.collect_wrappers(model)
+    wrappers = wrapping.collect_wrappers(model)
     total = sum(int(np.prod(m.shape)) for w in wrappers for _, m, _ in w.pruning_vars)
     return 1.0 - sum(layer_kept(model)) / total if total else 0.0
 
 
 def replicas_hold_identical_masks(model, strategy):
     """True if every local replica holds the same value of every pruning mask."""
-    for wrapper in prune.collect_wrappers(model):
+    for wrapper in wrapping.collect_wrappers(model):
         for _, mask, _ in wrapper.pruning_vars:
             values = [v.numpy() for v in strategy.experimental_local_results(mask)]
             if any(not np.array_equal(values[0], v) for v in values[1:]):
@@ -166,7 +190,7 @@ def replicas_hold_identical_masks(model, strategy):
 def mask_digest(model):
     """sha1 of all pruning masks (as packed bits, wrapper order): equal on every worker."""
     digest = hashlib.sha1()
-    for wrapper in prune.collect_wrappers(model):
+    for wrapper in wrapping.collect_wrappers(model):
         for _, mask, _ in wrapper.pruning_vars:
             digest.update(np.packbits(mask.numpy().ravel() > 0).tobytes())
     return digest.hexdigest()

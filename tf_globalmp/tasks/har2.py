@@ -18,6 +18,7 @@ from tf_globalmp import report
 from tf_globalmp import runs
 from tf_globalmp import schedules
 from tf_globalmp import structured
+from tf_globalmp import wrapping
 from tf_globalmp.data import har
 from tf_globalmp.models import fastgrnn
 from tf_globalmp.tasks import common
@@ -30,7 +31,7 @@ def factor_ranks(model):
     """numpy matrix ranks of W1 W2 and U1 U2 (masked weights if wrapped); None for a
     product that is not finite (a diverged run)."""
     cell = fastgrnn.cell_of(model)
-    wrappers = prune.collect_wrappers(model)
+    wrappers = wrapping.collect_wrappers(model)
     masks = {id(w): m for wr in wrappers for w, m, _ in wr.pruning_vars}
 
     def value(v):

@@ -127,17 +127,9 @@ def _train(model, config, data, state, history, extra, in_epoch, done_epochs):
         **channel_pruning.epoch_log_options(model, config))]
     if config.mode != "dense":
         callbacks.insert(0, controller.UpdateGlobalPruningStep())
-    if in_epoch:
-        logging.info("Resuming inside epoch %d after %d of its %d steps", done_epochs + 1,
-                     in_epoch, steps)
-        model.fit(train_ds, epochs=done_epochs + 1, initial_epoch=done_epochs,
-                  steps_per_epoch=steps - in_epoch, validation_data=test_ds,
-                  validation_steps=eval_steps, callbacks=callbacks, verbose=config.verbose)
-        done_epochs += 1
-    if done_epochs < config.epochs:
-        model.fit(train_ds, epochs=config.epochs, initial_epoch=done_epochs,
-                  steps_per_epoch=steps, validation_data=test_ds, validation_steps=eval_steps,
-                  callbacks=callbacks, verbose=config.verbose)
+    common.fit_epochs(model, lambda epoch, skip: train_ds, done_epochs, in_epoch,
+                      config.epochs, steps, validation_data=test_ds,
+                      validation_steps=eval_steps, callbacks=callbacks, verbose=config.verbose)
 
 
 def run(config, workdir):
@@ -170,7 +162,7 @@ def run(config, workdir):
                            defaults=configs.common.default_values(config))
     done_epochs, history, extra = state.restore()
     # Steps already trained in the interrupted epoch (a step-interval checkpoint).
-    in_epoch = state.step - done_epochs * steps if state.step else 0
+    in_epoch = common.steps_into_epoch(state.step, done_epochs, steps)
     if config.mode == "one_shot" and not done_epochs and not in_epoch:
         extra = _prune_one_shot(model, test_ds, eval_steps)
     _train(model, config, (train_ds, test_ds, steps, eval_steps), state, history, extra,

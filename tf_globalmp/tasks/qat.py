@@ -61,27 +61,18 @@ def train(config, trained, workdir, strategy, test_ds, steps_per_epoch):
     state = runs.RunState(workdir, model, config_dict,
                           configs.common.resumable_fields(config), name=STATE_DIR)
     done, history, extra = state.restore()
-    in_epoch = state.step - done * steps_per_epoch if state.step else 0
+    in_epoch = common.steps_into_epoch(state.step, done, steps_per_epoch)
     callback = epoch_logs.EpochLog(
         state, history, extra, config.batch_size, steps_per_epoch,
         {"train_accuracy": "accuracy", "test_accuracy": "val_accuracy"},
         every_steps=config.checkpoint_every_steps, sparsity=quantized_sparsity)
 
-    def data(epoch, skip=0):  # QAT's epochs follow the run's in the data stream
+    def data(epoch, skip):  # QAT's epochs follow the run's in the data stream
         return cifar10_data.load(config, initial_epoch=config.epochs + epoch,
                                  skip_batches=skip)[0]
 
-    if in_epoch:
-        logging.info("Resuming QAT inside epoch %d after %d of its %d steps", done + 1,
-                     in_epoch, steps_per_epoch)
-        model.fit(data(done, in_epoch), epochs=done + 1, initial_epoch=done,
-                  steps_per_epoch=steps_per_epoch - in_epoch, validation_data=test_ds,
-                  callbacks=[callback], verbose=config.verbose)
-        done += 1
-    if done < config.qat_epochs:
-        model.fit(data(done), epochs=config.qat_epochs, initial_epoch=done,
-                  steps_per_epoch=steps_per_epoch, validation_data=test_ds,
-                  callbacks=[callback], verbose=config.verbose)
+    common.fit_epochs(model, data, done, in_epoch, config.qat_epochs, steps_per_epoch,
+                      validation_data=test_ds, callbacks=[callback], verbose=config.verbose)
     metrics = {
         "epochs": config.qat_epochs,
         "learning_rate": config.qat_learning_rate,
