@@ -121,6 +121,17 @@ def dense_dir(model):
     return workdir
 
 
+def _dense_source(model):
+    """Where the dense model of `model` comes from, for the report."""
+    path = dense_dir(model)
+    if os.path.commonpath([ROOT, os.path.abspath(path)]) == ROOT:
+        return os.path.relpath(path, ROOT)
+    with open(os.path.join(path, "metrics.json")) as f:
+        accuracy = json.load(f)["best_test_accuracy"]
+    return (f"preset {DENSE_PRESET[model]} trained into --workdir, "
+            f"{100 * accuracy:.2f}% top-1")
+
+
 def _config(model, preset=None, **overrides):
     values = dict(pretrained=dense_dir(model), data_dir=_DATA.value,
                   threads=_THREADS.value, verbose=2, epochs=_EPOCHS.value,
@@ -310,7 +321,7 @@ def main(argv):
         HEADING, "",
         f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}); "
         f"TensorFlow {tf.__version__}. Reduced budget: one-shot from the dense models ("
-        + ", ".join(os.path.relpath(dense_dir(m), ROOT) for m in _MODELS.value)
+        + ", ".join(_dense_source(m) for m in _MODELS.value)
         + f"), fine-tuning as {budget}"
         + (f", {_EPOCHS.value} epoch(s)" if _EPOCHS.value else "")
         + (f" on {_MAX_TRAIN.value} training images" if _MAX_TRAIN.value else "")

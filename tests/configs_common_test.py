@@ -142,3 +142,14 @@ def test_har2_keeps_the_presets_learning_rate_when_it_is_changed():
 def test_quickstart_checks_its_minimum_threshold_fraction():
     with pytest.raises(ValueError, match=r"min_weights_fraction must be in \[0, 1\), got 1.5"):
         configs.quickstart_config(min_weights_fraction=1.5)
+
+
+def test_channel_options_are_inert_and_resumable_only_without_channel_granularity():
+    from tf_globalmp import configs
+
+    weight = configs.cifar10_config("cpu_resnet32_gmp90", pretrained="/tmp")
+    channel = configs.cifar10_config("cpu_resnet20_channel30", pretrained="/tmp")
+    assert {"min_channels", "channel_score"} <= set(common.resumable_fields(weight))
+    assert not {"min_channels", "channel_score"} & set(common.resumable_fields(channel))
+    # the class (no values) lists only the fields marked resumable
+    assert "channel_score" not in common.resumable_fields(type(weight))

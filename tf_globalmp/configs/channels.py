@@ -33,6 +33,12 @@ class ChannelPruning:
         None, "Channel granularity, one_shot: remove at least this fraction of the FLOPs "
         "(sets sparsity from the pretrained weights).")
 
+    def inert_fields(self):
+        """The channel fields that do not affect a run of this config: all but
+        `granularity` unless it is "channel" (so runs made before a channel default
+        changed still resume and match their presets)."""
+        return () if self.granularity == "channel" else ("min_channels", "channel_score")
+
     def check_channel_pruning(self, distribution):
         """Checks the fields against the run's layer distribution (global/uniform/...)."""
         common.check_ints(self, {"min_channels": 0})

@@ -43,9 +43,14 @@ def metadata(config, name):
 
 
 def resumable_fields(config):
-    """Names of the fields of `config` (a config or its class) a resumed run may change."""
-    return tuple(f.name for f in dataclasses.fields(config)
-                 if metadata(config, f.name).get("resumable"))
+    """Names of the fields of `config` (a config or its class) a resumed run may change:
+    those marked resumable, and for a config instance also the fields its other values
+    make inert (`inert_fields()`, e.g. channel options of a weight-granularity run)."""
+    names = tuple(f.name for f in dataclasses.fields(config)
+                  if metadata(config, f.name).get("resumable"))
+    if not isinstance(config, type) and hasattr(config, "inert_fields"):
+        names += tuple(n for n in config.inert_fields() if n not in names)
+    return names
 
 
 def default_values(config):
