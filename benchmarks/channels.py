@@ -15,6 +15,9 @@ each FLOPs budget (fraction of the kernel multiply-adds removed):
    channel-group sparsity whose global selection on the dense weights first removes
    the budget (config `flops_target`: `channels.rule.sparsity_for_flops`), one-shot,
    then fine-tuned;
+   and for each of `--multiples` (default 16) the first score's row with every
+   layer's kept width rounded to that multiple (`channel_multiple`; its FLOPs search
+   rounds too), named `channel_<score>_x<multiple>`;
 2. *uniform L1*: every layer removes the same fraction of its channels, lowest L1
    norm first, the fraction that first removes the same FLOPs, fine-tuned alike;
 3. *unstructured Global MP* at the kernel-weight count of the first score's row (same
@@ -31,8 +34,10 @@ before fine-tuning are reported for every score (and uniform), kept in
 `<workdir>/<model>/one_shot.json`. Then every
 model is exported as float32 `.tflite` (the channel rows: the `shrink`-ed model;
 unstructured: sparse encoding) and all files of a model are timed in the LiteRT
-interpreter with XNNPACK, 1 thread, batch 1, interleaved (`benchmarks/latency.py`),
-with the `--pause_pids` processes stopped meanwhile.
+interpreter with XNNPACK, 1 thread, interleaved (`benchmarks/latency.py`), at each batch
+size of `--batches` (default 1 and 16: the main table at batch 1, a second table at
+16, where per-invocation overhead is spread over 16 images), with the `--pause_pids`
+processes stopped meanwhile.
 
 Quick check of the script (minutes; tiny data, accuracies meaningless):
 
@@ -92,7 +97,12 @@ _MAX_TRAIN = flags.DEFINE_integer("max_train_examples", None,
                                   "Training subset (default: the preset's).")
 _MIN_CHANNELS = flags.DEFINE_integer("min_channels", 1, "Channels every layer keeps.")
 _REPEATS = flags.DEFINE_integer("repeats", 50, "Timed invocations per file (interleaved).")
+_BATCHES = flags.DEFINE_list("batches", ["1", "16"], "Batch sizes timed (the main table: the "
+                             "first; the others in a table of their own).")
 _THREADS = flags.DEFINE_integer("threads", 1, "TensorFlow threads for training.")
+_MULTIPLES = flags.DEFINE_list("multiples", ["16"], "Also a global row of the first score with "
+                               "kept widths rounded to each of these multiples "
+                               "(channel_multiple; empty: none).")
 _SEEDS = flags.DEFINE_list("seeds", [], "More fine-tuning seeds for the first score's "
                            "channel row and the uniform row (the preset's seed is the "
                            "first); reported as mean +- std.")
@@ -148,18 +158,18 @@ def _channel_preset(model, kind, target):
         configs.CIFAR10_PRESETS[name].get("flops_target") == target else None
 
 
-def _one_shot_accuracy(model, target, distribution, score):
+def _one_shot_accuracy(model, target, distribution, score, multiple=1):
     """Test accuracy right after one-shot channel pruning to `target` (no fine-tuning),
     kept in --workdir/<model>/one_shot.json (a rerun of the script does not redo it)."""
     path = os.path.join(_WORKDIR.value, model, "one_shot.json")
-    key = f"{distribution}_{score}@{target}"
+    key = f"{distribution}_{score}{f'_x{multiple}' if multiple > 1 else ''}@{target}"
     done = {}
     if os.path.exists(path):
         with open(path) as f:
             done = json.load(f)
     if key in done:
         return done[key]
-    accuracy = _one_shot_eval(model, target, distribution, score)
+    accuracy = _one_shot_eval(model, target, distribution, score, multiple)
     if os.path.exists(path):  # re-read: another run of the script may have added keys
         with open(path) as f:
             done = json.load(f)
@@ -170,10 +180,10 @@ def _one_shot_accuracy(model, target, distribution, score):
     return accuracy
 
 
-def _one_shot_eval(model, target, distribution, score):
+def _one_shot_eval(model, target, distribution, score, multiple):
     config = channel_pruning.resolve(
         _config(model, granularity="channel", channel_score=score, flops_target=target,
-                layer_distribution=distribution),
+                layer_distribution=distribution, channel_multiple=multiple),
         lambda: runs.load_model(dense_dir(model)))
     _, test_ds, info = cifar10_data.load(config)
     net = cifar10_task.build_model(config, info, info["steps_per_epoch"])
@@ -236,12 +246,19 @@ def _model_rows(model, targets):
     one_shot = {}
     for target in targets:
         tag = int(round(100 * target))
-        for key in [("global", s) for s in select.SCORES] + [("uniform", "l1")]:
+        first = _SCORES.value[0]
+        multiples = [int(m) for m in _MULTIPLES.value]
+        keys = [("global", s, 1) for s in select.SCORES] + [("uniform", "l1", 1)] + [
+            ("global", first, m) for m in multiples]
+        for key in keys:
             one_shot[key, target] = _one_shot_accuracy(model, target, *key)
-        runs_here = [(f"channel_{s}", "channel", dict(channel_score=s), ("global", s))
+        runs_here = [(f"channel_{s}", "channel", dict(channel_score=s), ("global", s, 1))
                      for s in _SCORES.value]
+        runs_here += [(f"channel_{first}_x{m}", "channel",
+                       dict(channel_score=first, channel_multiple=m), ("global", first, m))
+                      for m in multiples]
         runs_here.append(("uniform_l1", "uniform_l1_", dict(
-            channel_score="l1", layer_distribution="uniform"), ("uniform", "l1")))
+            channel_score="l1", layer_distribution="uniform"), ("uniform", "l1", 1)))
         for name, kind, overrides, key in runs_here:
             workdir = os.path.join(base, f"{name}_{tag}")
             m = cifar10_task.run(_config(model, _channel_preset(model, kind, target),
@@ -270,14 +287,20 @@ def _model_rows(model, targets):
                          one_shot=m["one_shot_test_accuracy"], params=nonzero,
                          flops=m["sparse_flops"], tflite=_export(masked, tflite, True),
                          path=tflite))
+    batches = [int(b) for b in _BATCHES.value]
     with latency.paused([int(p) for p in _PAUSE.value]):
-        ms = latency.interleaved_ms([r["path"] for r in rows], _REPEATS.value)
+        ms = {b: latency.interleaved_ms([r["path"] for r in rows], _REPEATS.value, batch=b)
+              for b in batches}
     for r in rows:
-        r["ms"] = ms[r["path"]]
         r["flops_ratio"] = r["flops"] / dense_flops
-        r["ms_ratio"] = None if r["ms"] is None or rows[0]["ms"] is None else \
-            r["ms"] / rows[0]["ms"]
-    return rows, {f"{k[0]}_{k[1]}@{t}": v for (k, t), v in one_shot.items()}
+        r["ms_by_batch"] = {b: ms[b][r["path"]] for b in batches}
+        r["ms_ratio_by_batch"] = {
+            b: None if ms[b][r["path"]] is None or ms[b][rows[0]["path"]] is None else
+            ms[b][r["path"]] / ms[b][rows[0]["path"]] for b in batches}
+        r["ms"] = r["ms_by_batch"][batches[0]]
+        r["ms_ratio"] = r["ms_ratio_by_batch"][batches[0]]
+    return rows, {f"{d}_{s}{f'_x{m}' if m > 1 else ''}@{t}": v
+                  for ((d, s, m), t), v in one_shot.items()}
 
 
 def _pct(value):
@@ -301,6 +324,29 @@ def _table(rows):
     return lines
 
 
+def _batch_table(rows):
+    """Latency at the batch sizes after the first (empty list if there are none)."""
+    batches = [int(b) for b in _BATCHES.value[1:]]
+    if not batches:
+        return []
+    lines = ["", "Latency at larger batches (same files, input batch dimension resized; "
+             "ms per invocation, ratios to the dense model at the same batch):", "",
+             "| model | row | FLOPs budget % | FLOPs ratio | "
+             + " | ".join(f"batch {b}: ms | latency ratio | latency / FLOPs ratio"
+                          for b in batches) + " |",
+             "|---|---|---|---|" + "---|---|---|" * len(batches)]
+    for r in rows:
+        cells = []
+        for b in batches:
+            ms, ratio = r["ms_by_batch"][b], r["ms_ratio_by_batch"][b]
+            cells += ["" if ms is None else f"{ms:.2f}",
+                      "" if ratio is None else f"{ratio:.3f}",
+                      "" if ratio is None else f"{ratio / r['flops_ratio']:.2f}"]
+        lines.append(f"| {r['model']} | {r['row']} | {_pct(r['target'])} | "
+                     f"{r['flops_ratio']:.3f} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv):
     del argv
     import tensorflow as tf
@@ -312,7 +358,7 @@ def main(argv):
         rows, shots = _model_rows(model, targets)
         all_rows += rows
         one_shot[model] = shots
-        print("\n".join(_table(rows)), flush=True)
+        print("\n".join(_table(rows) + _batch_table(rows)), flush=True)
     os.makedirs(_WORKDIR.value, exist_ok=True)
     with open(os.path.join(_WORKDIR.value, "results.json"), "w") as f:
         json.dump({"rows": all_rows, "one_shot": one_shot}, f, indent=2)
@@ -326,15 +372,17 @@ def main(argv):
         + (f", {_EPOCHS.value} epoch(s)" if _EPOCHS.value else "")
         + (f" on {_MAX_TRAIN.value} training images" if _MAX_TRAIN.value else "")
         + f"; min_channels {_MIN_CHANNELS.value}. Latency: LiteRT, XNNPACK, 1 thread, batch "
-        f"1, median of {_REPEATS.value} interleaved invocations per file"
+        f"{_BATCHES.value[0]}, median of {_REPEATS.value} interleaved invocations per file"
         + (" (other training jobs on the machine stopped while timing)" if _PAUSE.value
            else "") + ". "
         f"Total run {time.time() - start:.0f} s.", "",
         "Command: `python benchmarks/channels.py --data_dir <cifar10-jpeg.tar.gz> --models "
         f"{','.join(_MODELS.value)} --flops_targets {','.join(_TARGETS.value)} --scores "
-        f"{','.join(_SCORES.value)} --repeats {_REPEATS.value}"
+        f"{','.join(_SCORES.value)} --repeats {_REPEATS.value} "
+        f"--batches {','.join(_BATCHES.value)}"
         + (f" --epochs {_EPOCHS.value}" if _EPOCHS.value else "")
         + (f" --max_train_examples {_MAX_TRAIN.value}" if _MAX_TRAIN.value else "")
+        + " --multiples " + (",".join(_MULTIPLES.value) or "''")
         + (f" --seeds {','.join(_SEEDS.value)}" if _SEEDS.value else "")
         + (f" --seed_models {','.join(_SEED_MODELS.value)}" if _SEED_MODELS.value else "")
         + " --out BENCHMARKS.md" + (" --readme README.md" if _README.value else "") + "`",
@@ -344,7 +392,7 @@ def main(argv):
         "still runs dense). Sparsity unit: channel groups removed (channel rows), kernel "
         "weights removed (unstructured). Parameters: the shrunk model's (channel), the "
         "nonzero ones (unstructured).", "",
-    ] + _table(all_rows) + _seed_table(all_rows) + [
+    ] + _table(all_rows) + _batch_table(all_rows) + _seed_table(all_rows) + [
         "", "One-shot top-1 (before fine-tuning) by score:", "",
                            "| model | " + " | ".join(sorted(next(iter(one_shot.values())))) + " |",
                            "|---|" + "---|" * len(next(iter(one_shot.values())))]

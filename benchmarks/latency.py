@@ -1,4 +1,4 @@
-"""LiteRT latency of .tflite files: 1 thread, batch as in the file, interleaved.
+"""LiteRT latency of .tflite files: 1 thread, batch as in the file (or `batch`), interleaved.
 
 `interleaved_ms(paths, repeats)` times every file round-robin in one process (one
 invocation of each file per round, after 3 warm-up invocations), so a machine whose
@@ -18,9 +18,10 @@ import time
 import numpy as np
 
 
-def runner(path, builtin=False, threads=1):
-    """A zero-argument callable timing one invocation of `path` (ms), or None if the
-    interpreter cannot prepare the file."""
+def interpreter(path, builtin=False, threads=1, batch=None):
+    """A LiteRT interpreter of `path`, tensors allocated and inputs filled with fixed
+    random values, or None if it cannot prepare the file. `batch`: the first dimension
+    of every input is resized to it (the file's own batch, usually 1, if None)."""
     from ai_edge_litert import interpreter as litert
 
     kwargs = {"num_threads": threads}
@@ -29,12 +30,24 @@ def runner(path, builtin=False, threads=1):
             litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interp = litert.Interpreter(model_path=path, **kwargs)
     try:
+        if batch is not None:
+            for detail in interp.get_input_details():
+                interp.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
         interp.allocate_tensors()
     except RuntimeError:
         return None
     for detail in interp.get_input_details():
         x = np.random.default_rng(0).uniform(-1, 1, detail["shape"]).astype(detail["dtype"])
         interp.set_tensor(detail["index"], x)
+    return interp
+
+
+def runner(path, builtin=False, threads=1, batch=None):
+    """A zero-argument callable timing one invocation of `path` (ms), or None if the
+    interpreter cannot prepare the file (arguments as `interpreter`)."""
+    interp = interpreter(path, builtin, threads, batch)
+    if interp is None:
+        return None
 
     def run():
         start = time.perf_counter()
@@ -58,9 +71,10 @@ def interleaved(runners, repeats):
     return {k: (statistics.median(times[k]) if k in live else None) for k in runners}
 
 
-def interleaved_ms(paths, repeats, builtin=False, threads=1):
+def interleaved_ms(paths, repeats, builtin=False, threads=1, batch=None):
     """{path: median ms} over `repeats` round-robin rounds (None: not runnable)."""
-    return interleaved({path: runner(path, builtin, threads) for path in paths}, repeats)
+    return interleaved({path: runner(path, builtin, threads, batch) for path in paths},
+                       repeats)
 
 
 @contextlib.contextmanager

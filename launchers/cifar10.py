@@ -21,8 +21,8 @@ NAMES = _flags.define(configs.Cifar10Config, (
     "epochs", "batch_size", "max_train_examples", "pruning_frequency", "threads", "seed",
     "verbose", "checkpoint_every_steps", "steps_per_execution", "nesterov", "mixed_bfloat16",
     "export_tflite", "deterministic", "pretrained", "data_dir", "qat_epochs",
-    "qat_learning_rate", "quantize", "granularity", "min_channels", "channel_score",
-    "flops_target"),
+    "qat_learning_rate", "quantize", "granularity", "min_channels", "channel_multiple",
+    "channel_score", "flops_target"),
     presets=sorted(configs.CIFAR10_PRESETS), choices={"model": sorted(models.CIFAR_MODELS)})
 WORKDIR = _flags.workdir(None)
 

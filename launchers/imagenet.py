@@ -15,6 +15,7 @@ NAMES = _flags.define(configs.ImagenetConfig, (
     "pretrained", "epochs", "steps_per_epoch", "eval_steps", "batch_size", "learning_rate",
     "image_size", "precision", "distribution", "export_tflite", "seed", "verbose",
     "checkpoint_every_steps", "steps_per_execution", "granularity", "min_channels",
+    "channel_multiple",
     "flops_target"), presets=configs.IMAGENET_PRESETS)
 CPUS = flags.DEFINE_integer("logical_cpus", 0, "Split the CPU into N devices (testing).")
 WORKDIR = _flags.workdir("runs/imagenet")

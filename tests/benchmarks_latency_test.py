@@ -49,3 +49,22 @@ def test_paused_leaves_a_job_stopped_before_it_stopped():
     finally:
         job.kill()
         job.wait()
+
+
+def test_runner_resizes_the_batch(tmp_path):
+    import tf_globalmp  # noqa: F401  (selects tf-keras first)
+    import tensorflow as tf
+
+    inp = tf.keras.Input((4, 4, 2), batch_size=1)
+    model = tf.keras.Model(inp, tf.keras.layers.Conv2D(3, 3, padding="same")(inp))
+    path = str(tmp_path / "conv.tflite")
+    with open(path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    assert latency.interpreter(path).get_input_details()[0]["shape"].tolist() == [1, 4, 4, 2]
+    interp = latency.interpreter(path, batch=5)
+    assert interp.get_input_details()[0]["shape"].tolist() == [5, 4, 4, 2]
+    interp.invoke()
+    assert interp.get_output_details()[0]["shape"].tolist() == [5, 4, 4, 3]
+    assert latency.runner(path, batch=5)() > 0
+    ms = latency.interleaved_ms([path], 2, batch=5)
+    assert ms[path] > 0

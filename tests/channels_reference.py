@@ -75,3 +75,50 @@ def costs(keep, kernels):
         flops += mask.size * spec.positions
         flops_kept += int(mask.sum()) * spec.positions
     return weights, kept, flops, flops_kept
+
+
+def round_widths(keep, scores, layer_groups, multiple, min_channels):
+    """Each layer (in order) re-chooses how many of the groups it owns (first layer to
+    have them) it keeps, best scores first: the count nearest the current one (ties:
+    more) whose width (kept output channels) is a multiple of `multiple` or whose count
+    is all it owns; Minimum Threshold in distinct groups; never empties a layer that
+    was not empty. Brute force over every count."""
+    keep = np.array(keep, bool)
+    if multiple == 1:
+        return keep
+    owner = {}
+    for i, groups in enumerate(layer_groups):
+        for g in np.asarray(groups):
+            if g >= 0 and int(g) not in owner:
+                owner[int(g)] = i
+    for i, groups in enumerate(layer_groups):
+        groups = [int(g) for g in np.asarray(groups)]
+        owned = sorted({g for g in groups if g >= 0 and owner[g] == i},
+                       key=lambda g: (-scores[g], g))
+        if not owned:
+            continue
+        fixed = sum(1 for g in groups if g < 0)
+        distinct = {g for g in groups if g >= 0}
+        need = min(min_channels, fixed + len(distinct))
+
+        def alive(g, kept):
+            return g in kept if owner[g] == i else bool(keep[g])
+
+        def width(kept):
+            return sum(1 for g in groups if g < 0 or alive(g, kept))
+
+        now = {g for g in owned if keep[g]}
+        best = None
+        for c in range(len(owned) + 1):
+            kept = set(owned[:c])
+            if c < len(owned) and fixed + sum(alive(g, kept) for g in distinct) < need:
+                continue
+            if width(kept) == 0 and width(now) > 0:
+                continue
+            if width(kept) % multiple and c != len(owned):
+                continue
+            if best is None or (abs(c - len(now)), -c) < (abs(best - len(now)), -best):
+                best = c
+        for g in owned:
+            keep[g] = g in owned[:best]
+    return keep

@@ -199,7 +199,7 @@ def test_n_remove_for_flops_is_smallest_reaching_target(target):
 
 def test_n_remove_for_flops_unreachable_under_min_channels():
     spec = select.KernelSpec("k", (2, 2), 0, np.array([-1, -1]), 1, np.array([0, 1]))
-    with pytest.raises(ValueError, match="removes only 0.0000 of the FLOPs"):
+    with pytest.raises(ValueError, match="removes at most 0.0000 of the FLOPs"):
         select.n_remove_for_flops(np.array([1.0, 2.0]), 0.5, [spec], [np.array([0, 1])], 2)
 
 

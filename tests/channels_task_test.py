@@ -45,6 +45,7 @@ def test_one_shot_channel_run_writes_the_shrunk_model(tmp_path):
     (dict(layer_distribution="erk"), "granularity 'channel' takes a layer distribution"),
     (dict(min_weights=3), "takes min_channels, not min_weights"),
     (dict(min_channels=-1), "min_channels must be an int >= 0"),
+    (dict(channel_multiple=0), "channel_multiple must be an int >= 1"),
     (dict(granularity="block"), "granularity must be one of"),
     (dict(flops_target=0.3), "flops_target .* mode must be 'one_shot'"),
     (dict(flops_target=1.0, mode="one_shot", pretrained=ROOT), r"flops_target must be in \(0, 1\)"),

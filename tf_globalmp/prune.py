@@ -43,6 +43,7 @@ def prune_low_magnitude_global(
     granularity="weight",
     min_channels=1,
     channel_score=channel_select.DEFAULT_SCORE,
+    channel_multiple=1,
 ):
     """Wraps `model` for Global Magnitude Pruning under `pruning_schedule`.
 
@@ -83,6 +84,9 @@ def prune_low_magnitude_global(
       channel_score: channel granularity: "relative" (default: |w| over its kernel's
         mean nonzero |w|, averaged over the group), "mean" (mean |w| of the group),
         "l1" or "l2"; see `channels.select`.
+      channel_multiple: channel granularity: round every layer's kept output channels
+        to a multiple of this (e.g. 16: XNNPACK runs other widths about as slowly as the
+        next multiple); the group count is then close to, not exactly, the target.
 
     Logs one table of every weight, pruned or not and why (absl info); a skipped
     weight holding >= 1% of the model's parameters is a warning naming it.
@@ -97,9 +101,16 @@ def prune_low_magnitude_global(
             min_weights=min_weights, min_weights_fraction=min_weights_fraction,
             redistribution=redistribution, mask_rule=mask_rule, prunable=prunable)
         return channel_rule.prune_channels(model, pruning_schedule, min_channels,
-                                           channel_score, exclude, distribution)
+                                           channel_score, exclude, distribution,
+                                           channel_multiple)
     if granularity != "weight":
         raise ValueError(f"granularity must be 'weight' or 'channel', got {granularity!r}")
+    for name, value, default in (("min_channels", min_channels, 1),
+                                 ("channel_score", channel_score, channel_select.DEFAULT_SCORE),
+                                 ("channel_multiple", channel_multiple, 1)):
+        if value != default:
+            raise ValueError(f"{name} applies with granularity='channel' only, got {name}="
+                             f"{value!r} with granularity={granularity!r}")
     schedules.validate_schedule(pruning_schedule)
     options = PruningOptions(min_weights, min_weights_fraction, redistribution, mask_rule,
                              distribution)

@@ -11,8 +11,10 @@ driver's `mask_rule` is a `ChannelMaskRule`. Schedules, `UpdateGlobalPruningStep
 
 The schedule's sparsity is the fraction of channel groups removed:
 `round(sparsity * n_groups)` exactly (see `channels.select` for the unit, the
-scores and Minimum Threshold). Each update also reports (absl log, `last_costs`)
-the producer channels, kernel weights and kernel FLOPs removed.
+scores and Minimum Threshold), or, with `channel_multiple` > 1, that selection with
+every layer's kept width rounded to a multiple (`select.round_widths`). Each update
+also reports (absl log, `last_costs`) the producer channels, kernel weights and kernel
+FLOPs removed.
 """
 
 import types
@@ -43,13 +45,16 @@ class ChannelMaskRule:
       score: "relative" (default), "mean", "l1" or "l2" (see `channels.select`).
       distribution: "global" (one threshold over all groups, exact count) or
         "uniform" (baseline: every layer removes the same fraction of its groups).
+      channel_multiple: kept widths rounded to multiples of it (`select.round_widths`;
+        1: off, the count is exact).
     """
 
     log_name = "Channel pruning"
 
     def __init__(self, graph, labels, min_channels=1, score=select.DEFAULT_SCORE,
-                 distribution="global"):
+                 distribution="global", channel_multiple=1):
         select.check_score(score)
+        select.check_multiple(channel_multiple)
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"channel distribution must be one of {DISTRIBUTIONS}, "
                              f"got {distribution!r}")
@@ -64,6 +69,8 @@ class ChannelMaskRule:
         self.min_channels = int(min_channels)
         self.score = score
         self.distribution = distribution
+        self.channel_multiple = int(channel_multiple)
+        self._held = None  # (sparsity, keep) of the last rounded selection
         self.last_costs = None
         self.last_keep = None
         self.achieved_sparsity = None
@@ -114,12 +121,29 @@ class ChannelMaskRule:
                                    self.n_groups, self.score)
 
     def keep(self, arrays, sparsity):
-        """Bool keep per group at `sparsity` for the weights {label: array}."""
+        """Bool keep per group at `sparsity` for the weights {label: array}.
+
+        With `channel_multiple` > 1 the selection is made once per sparsity and held
+        while the sparsity stays the same: rounding is not idempotent (a selection made
+        again on the masked weights can round some layer the other way), so repeated
+        updates of a one-shot schedule would otherwise move the mask. A new rule (a
+        restored run) makes it once more from the masked weights.
+        """
+        if self._held is not None and self._held[0] == float(sparsity):
+            return self._held[1].copy()
         scores = self.scores(arrays)
         if self.distribution == "uniform":
-            return select.uniform_keep(scores, sparsity, self.layer_groups, self.min_channels)
+            keep = select.uniform_keep(scores, sparsity, self.layer_groups, self.min_channels)
+        else:
+            keep = select.select_groups(scores, select.n_remove_for(self.n_groups, sparsity),
+                                        self.layer_groups, self.min_channels)
+        if self.channel_multiple > 1 or self.distribution == "uniform":
+            keep = select.round_widths(keep, scores, self.layer_groups, self.channel_multiple,
+                                       self.min_channels)
+            if self.channel_multiple > 1:
+                self._held = (float(sparsity), keep.copy())
+            return keep
         n_remove = select.n_remove_for(self.n_groups, sparsity)
-        keep = select.select_groups(scores, n_remove, self.layer_groups, self.min_channels)
         if self.n_groups - int(keep.sum()) != n_remove:
             raise RuntimeError(f"channel pruning removed {self.n_groups - int(keep.sum())} "
                                f"groups, target was {n_remove}: this is a bug, please report it")
@@ -146,10 +170,11 @@ class ChannelMaskRule:
         self.achieved_sparsity = costs.removed_fraction("groups")
         if changed:
             logging.info(
-                "Channel pruning (%s, score %s, min_channels %d) at sparsity %.4f: removed "
-                "%d of %d channel groups, %d of %d channels, %.4f of kernel weights, %.4f "
-                "of kernel FLOPs", self.distribution, self.score, self.min_channels,
-                float(sparsity), costs.groups - costs.groups_kept, costs.groups,
+                "Channel pruning (%s, score %s, min_channels %d, channel_multiple %d) at "
+                "sparsity %.4f: removed %d of %d channel groups, %d of %d channels, %.4f of "
+                "kernel weights, %.4f of kernel FLOPs", self.distribution, self.score,
+                self.min_channels, self.channel_multiple, float(sparsity),
+                costs.groups - costs.groups_kept, costs.groups,
                 costs.channels - costs.channels_kept, costs.channels,
                 costs.removed_fraction("weights"), costs.removed_fraction("flops"))
 
@@ -164,7 +189,8 @@ class ChannelMaskRule:
 
     def __repr__(self):
         return (f"ChannelMaskRule(groups={self.n_groups}, min_channels={self.min_channels}, "
-                f"score={self.score!r}, distribution={self.distribution!r})")
+                f"score={self.score!r}, distribution={self.distribution!r}, "
+                f"channel_multiple={self.channel_multiple})")
 
 
 def _units(graph):
@@ -196,11 +222,13 @@ def check_feasible(graph, sparsity, min_channels, score=select.DEFAULT_SCORE):
 
 
 def prune_channels(model, pruning_schedule, min_channels=1,
-                   channel_score=select.DEFAULT_SCORE, exclude=None, distribution="global"):
+                   channel_score=select.DEFAULT_SCORE, exclude=None, distribution="global",
+                   channel_multiple=1):
     """`prune_low_magnitude_global(..., granularity="channel")` (see the module doc)."""
     _compat.check_tf_keras_model(model)
     schedules.validate_schedule(pruning_schedule)
     select.check_score(channel_score)
+    select.check_multiple(channel_multiple)
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS} with "
                          f"granularity='channel', got {distribution!r}")
@@ -219,7 +247,8 @@ def prune_channels(model, pruning_schedule, min_channels=1,
         wrapped = wrap_pass(model)
     wrappers = wrapping.collect_wrappers(wrapped)
     labels = {id(pw.weight): pw.label for pw in weights_lib.of_wrappers(wrappers)}
-    rule = ChannelMaskRule(graph, labels, min_channels, channel_score, distribution)
+    rule = ChannelMaskRule(graph, labels, min_channels, channel_score, distribution,
+                           channel_multiple)
     rule.attach(wrappers)
     logging.info(
         "Channel pruning of %r: %d channel groups over %d producer channels (%d layers), "
@@ -263,22 +292,23 @@ def check_unstructured_defaults(**given):
 
 def sparsity_for_flops(model, flops_fraction, min_channels=1,
                        channel_score=select.DEFAULT_SCORE, exclude=None,
-                       distribution="global"):
+                       distribution="global", channel_multiple=1):
     """The `sparsity` that prunes `model` (a plain model, its current weights) to at
     least `flops_fraction` of its kernel FLOPs removed: the smallest channel-group
     fraction in the global order ("global", returned as count / groups, so exactly that
     count is removed), or the smallest per-layer fraction ("uniform"). For one-shot
     pruning at a FLOPs budget: pass it to the schedule of
-    `prune_low_magnitude_global(model, ..., granularity="channel")`."""
+    `prune_low_magnitude_global(model, ..., granularity="channel")` (with the same
+    `channel_multiple`: the counts are searched with the widths rounded)."""
     graph = graph_lib.analyze(model, exclude)
     arrays = [graph.variables[s.name].numpy() for s in graph.kernels]
     scores = select.group_scores(graph.kernels, arrays, graph.n_groups, channel_score)
     layers = graph.producer_groups()
     if distribution == "uniform":
         return select.uniform_fraction_for_flops(scores, flops_fraction, graph.kernels, layers,
-                                                 min_channels)
+                                                 min_channels, multiple=channel_multiple)
     if distribution != "global":
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
     count = select.n_remove_for_flops(scores, flops_fraction, graph.kernels, layers,
-                                      min_channels)
+                                      min_channels, channel_multiple)
     return count / graph.n_groups

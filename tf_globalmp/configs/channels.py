@@ -26,6 +26,9 @@ class ChannelPruning:
     channel_score: str = field("relative", "Channel granularity: group score (relative: "
                                "|w| over its layer's mean |w|; mean: mean |w|; l1; l2).",
                                choices=CHANNEL_SCORES)
+    channel_multiple: int = field(1, "Channel granularity: round every layer's kept "
+                                  "channels to a multiple of this (1: off; 16 suits "
+                                  "XNNPACK); the group count is then approximate.")
     # One-shot: the sparsity is set from the pretrained weights so that at least this
     # fraction of the kernel multiply-adds (tf_globalmp.flops) is removed; `sparsity`
     # is then ignored (metrics.json gives the sparsity used).
@@ -37,11 +40,12 @@ class ChannelPruning:
         """The channel fields that do not affect a run of this config: all but
         `granularity` unless it is "channel" (so runs made before a channel default
         changed still resume and match their presets)."""
-        return () if self.granularity == "channel" else ("min_channels", "channel_score")
+        return () if self.granularity == "channel" else (
+            "min_channels", "channel_score", "channel_multiple")
 
     def check_channel_pruning(self, distribution):
         """Checks the fields against the run's layer distribution (global/uniform/...)."""
-        common.check_ints(self, {"min_channels": 0})
+        common.check_ints(self, {"min_channels": 0, "channel_multiple": 1})
         if self.granularity != "channel":
             if self.flops_target is not None:
                 raise ValueError("flops_target needs granularity 'channel', got "

@@ -25,7 +25,8 @@ def resolve(config, load_pretrained):
         return config
     sparsity = rule_lib.sparsity_for_flops(
         load_pretrained(), config.flops_target, config.min_channels, config.channel_score,
-        distribution=getattr(config, "layer_distribution", "global"))
+        distribution=getattr(config, "layer_distribution", "global"),
+        channel_multiple=config.channel_multiple)
     logging.info("flops_target %.4f: channel sparsity %.6f (score %s)",
                  config.flops_target, sparsity, config.channel_score)
     return dataclasses.replace(config, sparsity=sparsity)
@@ -35,7 +36,8 @@ def wrap(model, config, schedule, distribution):
     """`prune_low_magnitude_global(..., granularity="channel")` with the config's fields."""
     return prune.prune_low_magnitude_global(
         model, schedule, granularity="channel", min_channels=config.min_channels,
-        channel_score=config.channel_score, distribution=distribution)
+        channel_score=config.channel_score, distribution=distribution,
+        channel_multiple=config.channel_multiple)
 
 
 def epoch_log_options(model, config):
@@ -46,9 +48,10 @@ def epoch_log_options(model, config):
 
 
 def target_sparsity(model, config):
-    """The group fraction the run ends at: round(sparsity * groups) / groups (global)."""
+    """The group fraction the run ends at: round(sparsity * groups) / groups (global,
+    exact), else what the masks hold (uniform, or widths rounded to a multiple)."""
     rule = rule_lib.channel_rule(model)
-    if rule.distribution != "global":
+    if rule.distribution != "global" or rule.channel_multiple > 1:
         return rule.mask_sparsity()
     return select.n_remove_for(rule.n_groups, config.sparsity) / rule.n_groups
 
@@ -63,6 +66,7 @@ def finish(model, stripped):
         "channel_sparsity": rule.mask_sparsity(),
         "min_channels": rule.min_channels,
         "channel_score": rule.score,
+        "channel_multiple": rule.channel_multiple,
         "channel_groups": costs.groups,
         "channel_groups_removed": costs.removed_fraction("groups"),
         "channels_removed": costs.removed_fraction("channels"),
