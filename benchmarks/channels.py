@@ -158,11 +158,16 @@ def _channel_preset(model, kind, target):
         configs.CIFAR10_PRESETS[name].get("flops_target") == target else None
 
 
+def _one_shot_key(distribution, score, multiple, target):
+    """The name of a one-shot accuracy, e.g. "global_relative_x16@0.3"."""
+    return f"{distribution}_{score}{f'_x{multiple}' if multiple > 1 else ''}@{target}"
+
+
 def _one_shot_accuracy(model, target, distribution, score, multiple=1):
     """Test accuracy right after one-shot channel pruning to `target` (no fine-tuning),
     kept in --workdir/<model>/one_shot.json (a rerun of the script does not redo it)."""
     path = os.path.join(_WORKDIR.value, model, "one_shot.json")
-    key = f"{distribution}_{score}{f'_x{multiple}' if multiple > 1 else ''}@{target}"
+    key = _one_shot_key(distribution, score, multiple, target)
     done = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -299,8 +304,7 @@ def _model_rows(model, targets):
             ms[b][r["path"]] / ms[b][rows[0]["path"]] for b in batches}
         r["ms"] = r["ms_by_batch"][batches[0]]
         r["ms_ratio"] = r["ms_ratio_by_batch"][batches[0]]
-    return rows, {f"{d}_{s}{f'_x{m}' if m > 1 else ''}@{t}": v
-                  for ((d, s, m), t), v in one_shot.items()}
+    return rows, {_one_shot_key(*key, target): v for (key, target), v in one_shot.items()}
 
 
 def _pct(value):
