@@ -13,7 +13,7 @@ from tf_globalmp.channels import graph
 from tf_globalmp.channels import rule as rule_lib
 from tf_globalmp.channels import select
 
-from channels_rule_test import _group_parameters_zero, _net, _wrapped
+from channels_rule_test import _net, _wrapped, assert_masks_are_the_reference
 
 
 def _layers(rng, n_groups):
@@ -112,12 +112,7 @@ def test_prune_to_masks_equal_the_rounded_reference(distribution):
     expected = ref.round_widths(keep, scores, layers, 4, 1)
     wrapped = _wrapped(0.5, model, channel_multiple=4, distribution=distribution)
     tf_globalmp.GlobalPruner(wrapped).prune_to(0.5, step=0)
-    masks = {id(w): m.numpy() > 0 for wr in wrapping.collect_wrappers(wrapped)
-             for w, m, _ in wr.pruning_vars}
-    for spec in g.kernels:
-        np.testing.assert_array_equal(masks[id(g.variables[spec.name])],
-                                      ref.kernel_mask(spec, expected))
-    assert _group_parameters_zero(g, ~expected)
+    assert_masks_are_the_reference(wrapped, g, expected)
     rule = rule_lib.channel_rule(wrapped)
     np.testing.assert_array_equal(rule.kept_from_masks(), expected)
     assert "channel_multiple=4" in repr(rule)

@@ -71,6 +71,17 @@ def _group_parameters_zero(g, pruned):
     return True
 
 
+def assert_masks_are_the_reference(wrapped, g, keep):
+    """Every kernel mask of `wrapped` is the numpy reference's for `keep`, and every
+    parameter of the removed groups is zero."""
+    masks = {id(w): m.numpy() > 0 for wr in wrapping.collect_wrappers(wrapped)
+             for w, m, _ in wr.pruning_vars}
+    for spec in g.kernels:
+        np.testing.assert_array_equal(masks[id(g.variables[spec.name])],
+                                      ref.kernel_mask(spec, keep))
+    assert _group_parameters_zero(g, ~keep)
+
+
 @pytest.mark.parametrize("score", [None, "mean", "l2"])  # None: the default ("relative")
 @pytest.mark.parametrize("sparsity", [0.3, 0.8])
 def test_prune_to_removes_exact_group_count_with_reference_masks(sparsity, score):
@@ -85,12 +96,7 @@ def test_prune_to_removes_exact_group_count_with_reference_masks(sparsity, score
     assert round(sparsity * g.n_groups) == g.n_groups - expected_keep.sum()
     assert result.achieved_sparsity == pytest.approx(1 - expected_keep.sum() / g.n_groups)
     assert result.target_sparsity == sparsity
-    masks = {id(w): m.numpy() > 0 for wr in wrapping.collect_wrappers(wrapped)
-             for w, m, _ in wr.pruning_vars}
-    for spec in g.kernels:
-        np.testing.assert_array_equal(masks[id(g.variables[spec.name])],
-                                      ref.kernel_mask(spec, expected_keep))
-    assert _group_parameters_zero(g, ~expected_keep)
+    assert_masks_are_the_reference(wrapped, g, expected_keep)
 
 
 def test_biases_and_batchnorm_are_wrapped_and_zeroed():

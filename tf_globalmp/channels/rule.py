@@ -135,18 +135,16 @@ class ChannelMaskRule:
         if self.distribution == "uniform":
             keep = select.uniform_keep(scores, sparsity, self.layer_groups, self.min_channels)
         else:
-            keep = select.select_groups(scores, select.n_remove_for(self.n_groups, sparsity),
-                                        self.layer_groups, self.min_channels)
-        if self.channel_multiple > 1 or self.distribution == "uniform":
+            n_remove = select.n_remove_for(self.n_groups, sparsity)
+            keep = select.select_groups(scores, n_remove, self.layer_groups, self.min_channels)
+            if self.n_groups - int(keep.sum()) != n_remove:
+                raise RuntimeError(
+                    f"channel pruning removed {self.n_groups - int(keep.sum())} groups, "
+                    f"target was {n_remove}: this is a bug, please report it")
+        if self.channel_multiple > 1:
             keep = select.round_widths(keep, scores, self.layer_groups, self.channel_multiple,
                                        self.min_channels)
-            if self.channel_multiple > 1:
-                self._held = (float(sparsity), keep.copy())
-            return keep
-        n_remove = select.n_remove_for(self.n_groups, sparsity)
-        if self.n_groups - int(keep.sum()) != n_remove:
-            raise RuntimeError(f"channel pruning removed {self.n_groups - int(keep.sum())} "
-                               f"groups, target was {n_remove}: this is a bug, please report it")
+            self._held = (float(sparsity), keep.copy())
         return keep
 
     def __call__(self, weights, sparsity, names):
