@@ -1,4 +1,4 @@
-"""Channel multiple (`select.round_widths`, `channel_multiple=`): every layer's kept width
+"""Channel multiple (`budget.round_widths`, `channel_multiple=`): every layer's kept width
 a multiple, vs a brute-force numpy reference, through every path that selects."""
 
 import numpy as np
@@ -9,6 +9,7 @@ import tf_globalmp
 from tf_globalmp import _compat
 from tf_globalmp import configs
 from tf_globalmp import wrapping
+from tf_globalmp.channels import budget
 from tf_globalmp.channels import graph
 from tf_globalmp.channels import rule as rule_lib
 from tf_globalmp.channels import select
@@ -48,7 +49,7 @@ def test_round_widths_matches_numpy(seed, min_channels, multiple):
             keep = select.select_groups(scores, n_remove, layers, min_channels)
         except ValueError:
             continue
-        got = select.round_widths(keep, scores, layers, multiple, min_channels)
+        got = budget.round_widths(keep, scores, layers, multiple, min_channels)
         np.testing.assert_array_equal(
             got, ref.round_widths(keep, scores, layers, multiple, min_channels))
         if multiple == 1:
@@ -62,7 +63,7 @@ def test_rounded_widths_are_multiples_or_full_and_keep_the_best(seed):
     scores = rng.random(n)
     layers = [np.arange(0, 16), np.arange(16, 40), np.arange(0, 16)]  # 3rd: a residual join
     keep = select.select_groups(scores, int(rng.integers(0, n)), layers, 1)
-    got = select.round_widths(keep, scores, layers, 8, 1)
+    got = budget.round_widths(keep, scores, layers, 8, 1)
     widths = _widths(got, layers)
     for w, full in zip(widths, (16, 24, 16)):
         assert w % 8 == 0 and w > 0 or w == full
@@ -80,7 +81,7 @@ def test_width_below_the_multiple_rounds_up_not_to_zero():
     scores = np.arange(10, dtype=float)
     keep = np.zeros(10, bool)
     keep[9] = True  # one channel left
-    got = select.round_widths(keep, scores, [np.arange(10)], 8, 0)
+    got = budget.round_widths(keep, scores, [np.arange(10)], 8, 0)
     assert got.sum() == 8 and got[2:].all()
 
 
@@ -88,14 +89,14 @@ def test_layer_smaller_than_the_multiple_keeps_its_count_options():
     scores = np.array([0.3, 0.2, 0.1])
     keep = np.array([True, True, False])
     # width 2 of 3: no multiple of 8 in [1, 3] -> the only option is the full width 3
-    np.testing.assert_array_equal(select.round_widths(keep, scores, [np.arange(3)], 8),
+    np.testing.assert_array_equal(budget.round_widths(keep, scores, [np.arange(3)], 8),
                                   [True, True, True])
 
 
 @pytest.mark.parametrize("bad", [0, -8, 1.5, True, None])
 def test_bad_multiple_is_refused(bad):
     with pytest.raises(ValueError, match="channel_multiple must be an int >= 1"):
-        select.round_widths(np.ones(2, bool), np.ones(2), [np.arange(2)], bad)
+        budget.round_widths(np.ones(2, bool), np.ones(2), [np.arange(2)], bad)
 
 
 @pytest.mark.parametrize("distribution", ["global", "uniform"])
@@ -178,7 +179,7 @@ def test_n_remove_for_flops_with_a_multiple_is_the_closest_count_above(seed):
         return select.costs(keep, specs, layers).removed_fraction("flops")
 
     for target in (0.1, 0.3, 0.5):
-        got = select.n_remove_for_flops(scores, target, specs, layers, 1, multiple=4)
+        got = budget.n_remove_for_flops(scores, target, specs, layers, 1, multiple=4)
         above = [removed(k) for k in range(len(order) + 1) if removed(k) >= target]
         assert removed(got) >= target and removed(got) == min(above)
         assert all(removed(k) != min(above) for k in range(got))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import channels_reference as ref
+from tf_globalmp.channels import budget
 from tf_globalmp.channels import select
 
 
@@ -193,14 +194,14 @@ def test_n_remove_for_flops_is_smallest_reaching_target(target):
         return 1 - fk / f
 
     reachable = [k for k in range(n + 1) if removed(k) >= target]
-    k = select.n_remove_for_flops(scores, target, specs)
+    k = budget.n_remove_for_flops(scores, target, specs)
     assert k == min(reachable)
 
 
 def test_n_remove_for_flops_unreachable_under_min_channels():
     spec = select.KernelSpec("k", (2, 2), 0, np.array([-1, -1]), 1, np.array([0, 1]))
     with pytest.raises(ValueError, match="removes at most 0.0000 of the FLOPs"):
-        select.n_remove_for_flops(np.array([1.0, 2.0]), 0.5, [spec], [np.array([0, 1])], 2)
+        budget.n_remove_for_flops(np.array([1.0, 2.0]), 0.5, [spec], [np.array([0, 1])], 2)
 
 
 def test_uniform_keep_removes_same_fraction_per_owner_layer():
@@ -220,7 +221,7 @@ def test_uniform_fraction_for_flops_reaches_target_minimally():
     specs, arrays, n = _random_specs(5, n_groups=8, n_kernels=5)
     scores = select.group_scores(specs, arrays, n)
     layers = [np.arange(0, 4), np.arange(4, 8)]
-    fraction = select.uniform_fraction_for_flops(scores, 0.3, specs, layers)
+    fraction = budget.uniform_fraction_for_flops(scores, 0.3, specs, layers)
 
     def removed(f):
         return select.costs(select.uniform_keep(scores, f, layers), specs,

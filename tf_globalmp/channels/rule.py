@@ -12,7 +12,7 @@ driver's `mask_rule` is a `ChannelMaskRule`. Schedules, `UpdateGlobalPruningStep
 The schedule's sparsity is the fraction of channel groups removed:
 `round(sparsity * n_groups)` exactly (see `channels.select` for the unit, the
 scores and Minimum Threshold), or, with `channel_multiple` > 1, that selection with
-every layer's kept width rounded to a multiple (`select.round_widths`). Each update
+every layer's kept width rounded to a multiple (`budget.round_widths`). Each update
 also reports (absl log, `last_costs`) the producer channels, kernel weights and kernel
 FLOPs removed.
 """
@@ -28,6 +28,7 @@ from tf_globalmp import guards
 from tf_globalmp import schedules
 from tf_globalmp import weights as weights_lib
 from tf_globalmp import wrapping
+from tf_globalmp.channels import budget
 from tf_globalmp.channels import graph as graph_lib
 from tf_globalmp.channels import select
 
@@ -45,7 +46,7 @@ class ChannelMaskRule:
       score: "relative" (default), "mean", "l1" or "l2" (see `channels.select`).
       distribution: "global" (one threshold over all groups, exact count) or
         "uniform" (baseline: every layer removes the same fraction of its groups).
-      channel_multiple: kept widths rounded to multiples of it (`select.round_widths`;
+      channel_multiple: kept widths rounded to multiples of it (`budget.round_widths`;
         1: off, the count is exact).
     """
 
@@ -54,7 +55,7 @@ class ChannelMaskRule:
     def __init__(self, graph, labels, min_channels=1, score=select.DEFAULT_SCORE,
                  distribution="global", channel_multiple=1):
         select.check_score(score)
-        select.check_multiple(channel_multiple)
+        budget.check_multiple(channel_multiple)
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"channel distribution must be one of {DISTRIBUTIONS}, "
                              f"got {distribution!r}")
@@ -142,7 +143,7 @@ class ChannelMaskRule:
                     f"channel pruning removed {self.n_groups - int(keep.sum())} groups, "
                     f"target was {n_remove}: this is a bug, please report it")
         if self.channel_multiple > 1:
-            keep = select.round_widths(keep, scores, self.layer_groups, self.channel_multiple,
+            keep = budget.round_widths(keep, scores, self.layer_groups, self.channel_multiple,
                                        self.min_channels)
             self._held = (float(sparsity), keep.copy())
         return keep
@@ -226,7 +227,7 @@ def prune_channels(model, pruning_schedule, min_channels=1,
     _compat.check_tf_keras_model(model)
     schedules.validate_schedule(pruning_schedule)
     select.check_score(channel_score)
-    select.check_multiple(channel_multiple)
+    budget.check_multiple(channel_multiple)
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS} with "
                          f"granularity='channel', got {distribution!r}")
@@ -303,10 +304,10 @@ def sparsity_for_flops(model, flops_fraction, min_channels=1,
     scores = select.group_scores(graph.kernels, arrays, graph.n_groups, channel_score)
     layers = graph.producer_groups()
     if distribution == "uniform":
-        return select.uniform_fraction_for_flops(scores, flops_fraction, graph.kernels, layers,
+        return budget.uniform_fraction_for_flops(scores, flops_fraction, graph.kernels, layers,
                                                  min_channels, multiple=channel_multiple)
     if distribution != "global":
         raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    count = select.n_remove_for_flops(scores, flops_fraction, graph.kernels, layers,
+    count = budget.n_remove_for_flops(scores, flops_fraction, graph.kernels, layers,
                                       min_channels, channel_multiple)
     return count / graph.n_groups
