@@ -104,8 +104,8 @@ _MULTIPLES = flags.DEFINE_list("multiples", ["16"], "Also a global row of the fi
                                "kept widths rounded to each of these multiples "
                                "(channel_multiple; empty: none).")
 _SEEDS = flags.DEFINE_list("seeds", [], "More fine-tuning seeds for the first score's "
-                           "channel row and the uniform row (the preset's seed is the "
-                           "first); reported as mean +- std.")
+                           "channel rows (with and without --multiples) and the uniform "
+                           "row (the preset's seed is the first); reported as mean +- std.")
 _SEED_MODELS = flags.DEFINE_list("seed_models", None, "Models --seeds applies to "
                                  "(default: all of --models).")
 _PAUSE = flags.DEFINE_list("pause_pids", [], "Processes (e.g. background training) stopped "
@@ -231,6 +231,33 @@ def _seed_table(rows):
     return lines
 
 
+def _widths(keras_model):
+    """{layer name: output channels} of the layers whose kernel sets their width
+    (Conv2D: `filters`, Dense: `units`; depthwise layers follow their input)."""
+    return {layer.name: getattr(layer, "filters", None) or layer.units
+            for layer in keras_model.layers if hasattr(layer, "kernel") and (
+                getattr(layer, "filters", None) or getattr(layer, "units", None))}
+
+
+def _width_table(rows):
+    """Kept output channels per layer, one column per channel row (per model, folded)."""
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        columns = [r for r in rows if r["model"] == model and r.get("widths")]
+        dense = columns[0]["widths"]
+        lines += ["", f"<details><summary>{model}: kept output channels per layer "
+                  "(Conv2D / Dense of the shrunk models)</summary>", "",
+                  "| layer | " + " | ".join(
+                      r["row"] if r["row"] == "dense" else f"{r['row']} @{_pct(r['target'])}"
+                      for r in columns) + " |",
+                  "|---|" + "---|" * len(columns)]
+        for name in dense:
+            lines.append(f"| {name} | " + " | ".join(
+                str(r["widths"].get(name, "")) for r in columns) + " |")
+        lines += ["", "</details>"]
+    return lines
+
+
 def _export(keras_model, path, sparse):
     if not os.path.exists(path):
         export.export_tflite(common.float32_copy(keras_model), path, sparse=sparse)
@@ -245,7 +272,7 @@ def _model_rows(model, targets):
     dense_flops = flops.flops_report(dense).dense
     rows = [dict(model=model, row="dense", target=0.0, unit="", sparsity=0.0,
                  accuracy=dense_metrics["best_test_accuracy"], one_shot=None,
-                 params=int(dense.count_params()), flops=dense_flops,
+                 params=int(dense.count_params()), flops=dense_flops, widths=_widths(dense),
                  tflite=_export(dense, os.path.join(base, "dense.tflite"), False),
                  path=os.path.join(base, "dense.tflite"))]
     one_shot = {}
@@ -269,14 +296,15 @@ def _model_rows(model, targets):
             m = cifar10_task.run(_config(model, _channel_preset(model, kind, target),
                                          granularity="channel", flops_target=target,
                                          **overrides), workdir)
-            seeds = _seeded_accuracies(model, kind, target, overrides, workdir, m) if name in (
-                f"channel_{_SCORES.value[0]}", "uniform_l1") else None
+            seeds = _seeded_accuracies(model, kind, target, overrides, workdir, m) if (
+                name.startswith(f"channel_{first}") or name == "uniform_l1") else None
             tflite = os.path.join(workdir, "shrunk.tflite")
             shrunk = runs.load_model(os.path.join(workdir, "model_shrunk.keras"))
             rows.append(dict(model=model, row=name, target=target, unit="groups",
                              sparsity=m["channel_sparsity"], accuracy=m["best_test_accuracy"],
                              one_shot=one_shot[key, target], params=m["shrunk_parameters"],
                              flops=m["shrunk_flops"], tflite=_export(shrunk, tflite, False),
+                             widths=_widths(shrunk),
                              path=tflite, kernel_weights_removed=m["kernel_weights_removed"],
                              channels_removed=m["channels_removed"], seeds=seeds))
         # Unstructured Global MP at the kernel-weight count of the first channel row.
@@ -396,7 +424,8 @@ def main(argv):
         "still runs dense). Sparsity unit: channel groups removed (channel rows), kernel "
         "weights removed (unstructured). Parameters: the shrunk model's (channel), the "
         "nonzero ones (unstructured).", "",
-    ] + _table(all_rows) + _batch_table(all_rows) + _seed_table(all_rows) + [
+    ] + _table(all_rows) + _batch_table(all_rows) + _seed_table(all_rows) + \
+        _width_table(all_rows) + [
         "", "One-shot top-1 (before fine-tuning) by score:", "",
                            "| model | " + " | ".join(sorted(next(iter(one_shot.values())))) + " |",
                            "|---|" + "---|" * len(next(iter(one_shot.values())))]
