@@ -37,7 +37,8 @@ unstructured: sparse encoding) and all files of a model are timed in the LiteRT
 interpreter with XNNPACK, 1 thread, interleaved (`benchmarks/latency.py`), at each batch
 size of `--batches` (default 1 and 16: the main table at batch 1, a second table at
 16, where per-invocation overhead is spread over 16 images), with the `--pause_pids`
-processes stopped meanwhile.
+processes stopped meanwhile. The report ends with the kept output channels of every
+Conv2D / Dense layer of each shrunk model (a folded table per model).
 
 Quick check of the script (minutes; tiny data, accuracies meaningless):
 
