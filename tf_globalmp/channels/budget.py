@@ -37,37 +37,50 @@ def round_widths(keep, scores, layer_groups, multiple, min_channels=0):
     lo: Minimum Threshold's `min(min_channels, channels)` groups (`select.forced_groups`), and
     at least one channel unless the layer was empty already. `multiple` 1 returns `keep`.
     """
+    return _rounder(scores, layer_groups, multiple, min_channels)(keep)
+
+
+def _rounder(scores, layer_groups, multiple, min_channels):
+    """`round_widths` as a function of `keep` alone: what does not depend on `keep`
+    (each layer's owned groups in keep order, the widths they add) is computed once, for
+    the FLOPs searches, which round many selections of the same scores."""
     check_multiple(multiple)
-    keep = np.array(keep, bool)
     if multiple == 1:
-        return keep
+        return lambda keep: np.array(keep, bool)
     scores = np.asarray(scores, np.float64)
     owner = select.owners_of(len(scores), layer_groups)
     order = select.keep_order(scores)
+    layers = []
     for index, groups in enumerate(layer_groups):
         groups = np.asarray(groups)
         owned = order[owner[order] == index]  # most worth keeping first
         if not len(owned):
             continue
         live = groups[groups >= 0]
-        fixed = len(groups) - len(live)
         others = live[owner[live] != index]
-        base = fixed + int(keep[others].sum())  # width not decided here
-        # width[c]: the layer's width with its c best owned groups kept
-        width = base + np.concatenate(
+        # added[c]: the width the layer's c best owned groups add
+        added = np.concatenate(
             [[0], np.cumsum(np.bincount(live, minlength=len(scores))[owned])])
-        distinct_others = np.unique(others)
-        count = int(keep[owned].sum())
-        need = min(int(min_channels), fixed + len(distinct_others) + len(owned))
-        low = min(max(0, need - fixed - int(keep[distinct_others].sum())), len(owned))
-        if width[count] > 0 and base == 0:
-            low = max(low, 1)
-        options = [c for c in range(low, len(owned) + 1)
-                   if width[c] % multiple == 0 or c == len(owned)]
-        best = min(options, key=lambda c: (abs(c - count), -c))
-        keep[owned] = False
-        keep[owned[:best]] = True
-    return keep
+        layers.append((owned, len(groups) - len(live), others, np.unique(others), added))
+
+    def round_keep(keep):
+        keep = np.array(keep, bool)
+        for owned, fixed, others, distinct_others, added in layers:
+            base = fixed + int(keep[others].sum())  # width not decided here
+            width = base + added
+            count = int(keep[owned].sum())
+            need = min(int(min_channels), fixed + len(distinct_others) + len(owned))
+            low = min(max(0, need - fixed - int(keep[distinct_others].sum())), len(owned))
+            if width[count] > 0 and base == 0:
+                low = max(low, 1)
+            options = [c for c in range(low, len(owned) + 1)
+                       if width[c] % multiple == 0 or c == len(owned)]
+            best = min(options, key=lambda c: (abs(c - count), -c))
+            keep[owned] = False
+            keep[owned[:best]] = True
+        return keep
+
+    return round_keep
 
 
 def n_remove_for_flops(scores, flops_fraction, kernels, layer_groups=(), min_channels=0,
@@ -90,12 +103,12 @@ def n_remove_for_flops(scores, flops_fraction, kernels, layer_groups=(), min_cha
     scores = np.asarray(scores, np.float64)
     forced = select.forced_groups(scores, layer_groups, min_channels)
     order = select.removal_order(scores, forced)
+    rounded = _rounder(scores, layer_groups, multiple, min_channels)
 
     def removed(n):
         keep = np.ones(len(scores), bool)
         keep[order[:n]] = False
-        keep = round_widths(keep, scores, layer_groups, multiple, min_channels)
-        return select.costs(keep, kernels, layer_groups).removed_fraction("flops")
+        return select.costs(rounded(keep), kernels, layer_groups).removed_fraction("flops")
 
     reached = [(removed(n), n) for n in range(len(order) + 1)] if multiple > 1 else \
         [(removed(len(order)), len(order))]
@@ -124,11 +137,10 @@ def uniform_fraction_for_flops(scores, flops_fraction, kernels, layer_groups, mi
     ValueError if unreachable."""
     if not 0.0 <= float(flops_fraction) < 1.0:
         raise ValueError(f"flops_fraction must be in [0, 1), got {flops_fraction}")
-    check_multiple(multiple)
+    rounded = _rounder(scores, layer_groups, multiple, min_channels)
 
     def removed(fraction):
-        keep = round_widths(select.uniform_keep(scores, fraction, layer_groups, min_channels),
-                            scores, layer_groups, multiple, min_channels)
+        keep = rounded(select.uniform_keep(scores, fraction, layer_groups, min_channels))
         return select.costs(keep, kernels, layer_groups).removed_fraction("flops")
 
     high = 1.0 - tolerance
